@@ -1,0 +1,49 @@
+"""Step 3: token and positional embeddings, the model's first layer.
+
+Step 2 turned text into windows of token ids. This step turns each id into a vector the network can learn
+from: one learned vector per token (what it is) plus one learned vector per position (where it is), as in
+GPT-2. The whole model's configuration, used from here to step 8, is the `GPTConfig` below.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 64      # the longest context the model reads, in tokens (GPT-2: 1024)
+    vocab_size: int = 512     # number of distinct tokens, from the tokenizer of step 1 (GPT-2: 50257)
+    n_layer: int = 4          # transformer blocks stacked in step 8 (GPT-2 small: 12)
+    n_head: int = 4           # attention heads per block, step 5 (GPT-2 small: 12)
+    n_embd: int = 64          # width of every token's vector, d_model (GPT-2 small: 768)
+    d_ff: int = 256           # hidden width of the feed-forward network, step 6 (GPT-2: 4 * n_embd)
+    dropout: float = 0.0      # probability of zeroing an activation while training (GPT-2: 0.1)
+    bias: bool = True         # biases in Linear and LayerNorm layers, as in GPT-2
+
+
+class Embeddings(nn.Module):
+    """Token embedding + learned positional embedding, then dropout.
+
+    idx (B, T) of token ids -> x (B, T, n_embd), where x[b, t] = wte[idx[b, t]] + wpe[start + t].
+    """
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.block_size = config.block_size
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)  # token -> vector
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)  # position -> vector
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """`start` is the position of idx's first token: 0, except when step 10's KV cache feeds one new token."""
+        B, T = idx.size()
+        # The position table has block_size rows: a longer input has no vector for its last positions.
+        if start + T > self.block_size:
+            raise ValueError(f"a sequence of {start + T} tokens is longer than block_size={self.block_size}; "
+                             f"crop it to the last {self.block_size} tokens")
+        pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)  # (T,)
+        tok_emb = self.wte(idx)  # (B, T, C)
+        pos_emb = self.wpe(pos)  # (T, C), broadcast over the batch
+        return self.drop(tok_emb + pos_emb)  # (B, T, C)

@@ -1,0 +1,74 @@
+"""Step 4: one head of causal self-attention.
+
+Until now every position was processed alone. Attention lets each position gather information from the
+positions before it: a query asks, every key answers how well it matches, and the values of the best
+matches are averaged. The causal mask makes sure no position ever reads the future.
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .step03_embeddings import GPTConfig
+
+
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                     dropout_p: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scaled dot-product attention with a causal mask, written out by hand.
+
+    q (..., Tq, hs), k and v (..., Tk, hs) with Tq <= Tk. The queries are the last Tq positions of the Tk
+    (Tq == Tk in training; Tq < Tk when step 10's cache holds earlier keys), so query i sits at position
+    Tk - Tq + i and may look at keys 0 .. Tk - Tq + i.
+    Returns y (..., Tq, hs) and the attention weights att (..., Tq, Tk), each row summing to 1.
+
+    Example, one query and two keys (Tq = 1, Tk = 2, hs = 1): q = [[1.]], k = [[0.], [2.]]
+    scores = q @ k^T / sqrt(1) = [[0., 2.]] -> softmax -> att = [[0.119, 0.881]]
+    """
+    Tq, Tk = q.size(-2), k.size(-2)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(k.size(-1))  # (..., Tq, Tk)
+    # Query i may see keys up to Tk - Tq + i: a lower triangle shifted right by Tk - Tq.
+    allowed = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril(diagonal=Tk - Tq)
+    # subtle: mask before the softmax, with -inf, so the future gets exactly zero weight (0 would not do).
+    scores = scores.masked_fill(~allowed, float("-inf"))
+    att = F.softmax(scores, dim=-1)  # (..., Tq, Tk), over the keys
+    if dropout_p > 0.0:
+        att = F.dropout(att, p=dropout_p)
+    y = att @ v  # (..., Tq, hs)
+    return y, att
+
+
+def sdpa_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                          dropout_p: float = 0.0) -> torch.Tensor:
+    """The same computation as `causal_attention`, by PyTorch's fused kernel (no weights returned).
+
+    Fused means the Tq x Tk score matrix is never stored whole, which saves memory and time.
+    """
+    Tq, Tk = q.size(-2), k.size(-2)
+    if Tq == Tk:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+    # subtle: is_causal=True aligns the mask to the top-left corner, which is wrong when Tq < Tk.
+    # One new query may see every cached key; a longer one needs the shifted triangle spelled out.
+    if Tq == 1:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    allowed = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril(diagonal=Tk - Tq)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout_p)
+
+
+class Head(nn.Module):
+    """One head of causal self-attention: x (B, T, n_embd) -> y (B, T, head_size)."""
+
+    def __init__(self, config: GPTConfig, head_size: int):
+        super().__init__()
+        self.query = nn.Linear(config.n_embd, head_size, bias=config.bias)  # what am I looking for?
+        self.key = nn.Linear(config.n_embd, head_size, bias=config.bias)    # what do I contain?
+        self.value = nn.Linear(config.n_embd, head_size, bias=config.bias)  # what do I pass on if chosen?
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.size()
+        q = self.query(x)  # (B, T, hs)
+        k = self.key(x)    # (B, T, hs)
+        v = self.value(x)  # (B, T, hs)
+        y, _ = causal_attention(q, k, v)
+        return y  # (B, T, hs)
