@@ -1,0 +1,326 @@
+"""The learning commands of course.py: where you stand, lessons, checks, hints, demos, quizzes, moving on."""
+
+import filecmp
+import shutil
+import time
+from datetime import datetime
+from pathlib import Path
+
+from . import checking, lessons, quiz, report, state, steps
+from .checking import StepReport
+from .i18n import t
+from .ui import UI, escape
+from .watch import Keys, snapshot, wait_for_change
+
+
+class CourseError(Exception):
+    """A mistake in how the course was called: one sentence for the learner, and an exit code."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+class Course:
+    def __init__(self, ui: UI, root: Path = steps.ROOT, verbose: bool = False):
+        self.ui = ui
+        self.root = root
+        self.verbose = verbose
+        self.steps = steps.all_steps()
+        self._progress: state.Progress | None = None
+
+    # -- progress -----------------------------------------------------------------------------------------
+
+    @property
+    def progress(self) -> state.Progress:
+        if self._progress is None:
+            self._progress = self._load_progress()
+        return self._progress
+
+    def _load_progress(self) -> state.Progress:
+        try:
+            progress = state.load(self.root)
+        except state.ProgressError as e:
+            progress = self._rebuild()
+            self.ui.say(f"[yellow]{escape(t('progress_corrupt', why=str(e)))}[/yellow]")
+            return progress
+        if progress is not None:
+            return progress
+        if self._exercises_untouched():
+            progress = state.Progress()
+            state.save(self.root, progress)
+            self.ui.say(t("welcome"))
+            return progress
+        progress = self._rebuild()
+        self.ui.say(f"[yellow]{t('progress_missing')}[/yellow]")
+        return progress
+
+    def _exercises_untouched(self) -> bool:
+        return all(filecmp.cmp(s.exercise(self.root), s.stub(self.root), shallow=False)
+                   for s in self.steps if s.exercise(self.root).exists() and s.stub(self.root).exists())
+
+    def _rebuild(self) -> state.Progress:
+        """Progress from the checks: every step that passes is passed; you stand at the first that fails."""
+        reports = checking.run_checks(list(self.steps), "exercises", self.root)
+        passed = [r.step.number for r in reports if r.passed]
+        current = next((r.step.number for r in reports if not r.passed), len(self.steps))
+        progress = state.Progress(current=current, unlocked=current, passed=passed,
+                                  finished=len(passed) == len(self.steps))
+        state.save(self.root, progress)
+        return progress
+
+    def save(self) -> None:
+        state.save(self.root, self.progress)
+
+    def step(self, number: int | None) -> steps.Step:
+        if number is None:
+            return self.steps[self.progress.current - 1]
+        if not 1 <= number <= len(self.steps):
+            raise CourseError(t("bad_step", n=number, total=len(self.steps)))
+        return self.steps[number - 1]
+
+    def check(self, step: steps.Step, quiet: bool = False) -> StepReport:
+        if not quiet and self.ui.interactive:
+            self.ui.say(f"[dim]{t('checking', n=step.number)}[/dim]")
+        return checking.run_checks([step], "exercises", self.root)[0]
+
+    # -- commands -----------------------------------------------------------------------------------------
+
+    def overview(self) -> int:
+        """No arguments: the current step, its file, what it is about, and how its checks stand."""
+        p = self.progress
+        step = self.step(None)
+        if p.finished:
+            self.ui.say(f"[bold green]{t('finished')}[/bold green]")
+            return 0
+        self.ui.say(f"[bold]{escape(t('header', n=step.number, total=len(self.steps), title=step.name(t.lang)))}[/bold]")
+        self.ui.say(t("your_file", path=f"exercises/{step.module}.py"))
+        self.ui.say("")
+        lesson = step.lesson(t.lang, self.root)
+        if lesson.exists():
+            lessons.show_section(self.ui, lessons.first_section(lesson))
+            self.ui.say(f"[dim]{t('whole_lesson', n=step.number)}[/dim]\n")
+        result = self.check(step)
+        report.show(self.ui, result, self.verbose)
+        self.ui.say("")
+        self.ui.say(t("what_next", path=f"exercises/{step.module}.py", n=step.number))
+        return 0
+
+    def list(self) -> int:
+        p = self.progress
+        self.ui.say(f"[bold]{t('list_title')}[/bold]")
+        for s in self.steps:
+            if s.number in p.passed:
+                mark, status = "[green]✓[/green]", t("state_passed")
+            elif s.number > p.unlocked:
+                mark, status = "[dim]·[/dim]", t("state_locked")
+            else:
+                mark, status = "[yellow]○[/yellow]", t("state_open")
+            if s.number == p.current and not p.finished:
+                mark, status = "[bold cyan]▸[/bold cyan]", t("state_current") + (
+                    f", {t('state_passed')}" if s.number in p.passed else "")
+            extra = ""
+            if str(s.number) in p.quiz:
+                q = p.quiz[str(s.number)]
+                extra = f" · {t('quiz_score', score=q['score'], total=q['total'])}"
+            self.ui.say(f" {mark} {s.number:>2}. {escape(s.name(t.lang)):<34} [dim]{status}{extra} · "
+                        f"{'★' * s.difficulty}{'☆' * (5 - s.difficulty)} · ~{s.minutes} min[/dim]")
+        return 0
+
+    def lesson(self, number: int | None) -> int:
+        step = self.step(number)
+        path = step.lesson(t.lang, self.root)
+        if not path.exists():
+            raise CourseError(t("lesson_missing", n=step.number), 1)
+        lessons.show_markdown(self.ui, path)
+        return 0
+
+    def check_command(self, number: int | None) -> int:
+        step = self.step(number)
+        result = self.check(step)
+        report.show(self.ui, result, self.verbose)
+        return 0 if result.passed else 1
+
+    def hint(self, number: int | None) -> int:
+        step = self.step(number)
+        result = self.check(step)
+        failing = result.first_failure()
+        if result.passed or failing is None:
+            self.ui.say(t("hint_all_pass", n=step.number))
+            return 0
+        self.ui.say(t("hint_failing", title=escape(failing.title), reason=escape(failing.reason)))
+        hints = step.hints_for(failing.function, t.lang)
+        if not hints:
+            self.ui.say(t("hint_none", check=escape(failing.title)))
+            return 0
+        seen = self.progress.hints_seen(step.number, failing.function)
+        index = min(seen, len(hints) - 1)
+        self.ui.say(f"\n[bold]{t('hint_header', i=index + 1, total=len(hints), check=escape(failing.title))}[/bold]")
+        self.ui.say(f"  {escape(hints[index])}\n")
+        if index == len(hints) - 1:
+            self.ui.say(f"[dim]{t('hint_last', n=step.number)}[/dim]")
+        if seen < len(hints):
+            self.progress.saw_hint(step.number, failing.function)
+            self.save()
+        return 0
+
+    def demo(self, number: int | None) -> int:
+        import importlib
+
+        step = self.step(number)
+        module = importlib.import_module(f"kata.demos.step{step.number:02d}")
+        if step.number in self.progress.passed:
+            self.ui.say(f"[dim]{t('demo_yours', n=step.number)}[/dim]\n")
+            try:
+                module.run("exercises")
+                return 0
+            except Exception as e:  # the learner's code broke after passing: fall back, say so in one line
+                self.ui.say(f"[yellow]{escape(t('demo_failed', error=f'{type(e).__name__}: {e}'))}[/yellow]\n")
+        else:
+            self.ui.say(f"[dim]{t('demo_reference', n=step.number)}[/dim]\n")
+        module.run("solutions")
+        return 0
+
+    def quiz(self, number: int | None, answers_text: str | None) -> int:
+        step = self.step(number)
+        path = step.quiz(t.lang, self.root)
+        if not path.exists():
+            raise CourseError(t("quiz_missing", n=step.number), 1)
+        questions = quiz.load(path)
+        answers = None
+        if answers_text is not None:
+            try:
+                answers = quiz.parse_answers(answers_text, questions)
+            except ValueError as e:
+                raise CourseError(str(e)) from None
+        elif not self.ui.interactive:
+            for i, q in enumerate(questions, start=1):
+                self.ui.plain(f"{i}. {q['text']}")
+                for j, choice in enumerate(q["choices"], start=1):
+                    self.ui.plain(f"   {j}) {choice}")
+            example = ",".join("1" for _ in questions)
+            self.ui.plain("\n" + t("quiz_no_tty", n=step.number, example=example))
+            return 0
+        score = quiz.run(self.ui, step.number, questions, answers)
+        self.progress.quiz[str(step.number)] = {"score": score, "total": len(questions)}
+        self.save()
+        return 0
+
+    def next(self) -> int:
+        p = self.progress
+        step = self.step(None)
+        result = self.check(step)
+        if not result.passed:
+            report.show(self.ui, result, self.verbose)
+            passed, total = result.counts
+            self.ui.say(f"\n{t('next_not_yet', n=step.number, passed=passed, total=total)}")
+            return 1
+        if step.number not in p.passed:
+            p.passed.append(step.number)
+        if step.number < len(self.steps):
+            p.current = step.number + 1
+            p.unlocked = max(p.unlocked, p.current)
+            self.save()
+            nxt = self.step(None)
+            self.ui.say(f"[green]{escape(t('next_unlocked', n=step.number, m=nxt.number, title=nxt.name(t.lang)))}[/green]")
+            self.ui.say(t("your_file", path=f"exercises/{nxt.module}.py"))
+            self.ui.say(f"[dim]{t('whole_lesson', n=nxt.number)}[/dim]")
+            return 0
+        # After the last step: check everything again and send the learner to the first step that fails.
+        self.ui.say(t("next_recheck"))
+        reports = checking.run_checks(list(self.steps), "exercises", self.root)
+        p.passed = [r.step.number for r in reports if r.passed]
+        failing = next((r for r in reports if not r.passed), None)
+        if failing is None:
+            p.finished = True
+            self.save()
+            self.ui.say(f"[bold green]{t('finished')}[/bold green]")
+            return 0
+        p.current = failing.step.number
+        p.finished = False
+        self.save()
+        report.show(self.ui, failing, self.verbose)
+        self.ui.say(f"\n{t('next_back_to', n=failing.step.number)}")
+        return 1
+
+    def goto(self, number: int) -> int:
+        step = self.step(number)
+        if step.number > self.progress.unlocked:
+            raise CourseError(t("goto_locked", n=step.number, unlocked=self.progress.unlocked), 1)
+        self.progress.current = step.number
+        self.progress.finished = False
+        self.save()
+        self.ui.say(t("goto_done", n=step.number, title=escape(step.name(t.lang))))
+        self.ui.say(t("your_file", path=f"exercises/{step.module}.py"))
+        return 0
+
+    def solution(self, number: int, peek: bool) -> int:
+        step = self.step(number)
+        if step.number not in self.progress.passed:
+            if not peek:
+                raise CourseError(t("solution_locked", n=step.number), 1)
+            self.ui.say(f"[yellow]{t('solution_peek', n=step.number)}[/yellow]\n")
+        lessons.show_code(self.ui, step.solution(self.root))
+        return 0
+
+    def reset(self, number: int | None, everything: bool, yes: bool) -> int:
+        targets = list(self.steps) if everything else [self.step(number)]
+        changed = [s for s in targets if not filecmp.cmp(s.exercise(self.root), s.stub(self.root), shallow=False)] \
+            if all(s.exercise(self.root).exists() for s in targets) else targets
+        if not everything and not changed:
+            self.ui.say(t("reset_unchanged", path=f"exercises/{targets[0].module}.py"))
+            return 0
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        backups = {s.number: self.root / "backups" / f"{s.module}.{stamp}.py" for s in changed}
+        if everything:
+            question = t("reset_all_confirm")
+        else:
+            s = changed[0]
+            question = t("reset_confirm", path=f"exercises/{s.module}.py",
+                         backup=backups[s.number].relative_to(self.root).as_posix())
+        if not yes:
+            if not self.ui.interactive:
+                raise CourseError(t("reset_needs_yes"))
+            if not self.ui.confirm(question):
+                self.ui.say(t("reset_cancelled"))
+                return 1
+        for s in changed:
+            target = s.exercise(self.root)
+            if target.exists():
+                backups[s.number].parent.mkdir(exist_ok=True)
+                shutil.copy2(target, backups[s.number])  # the backup exists before the file is replaced
+            tmp = target.with_suffix(".py.tmp")
+            shutil.copyfile(s.stub(self.root), tmp)
+            tmp.replace(target)
+        p = self.progress
+        if everything:
+            self._progress = state.Progress(lang=p.lang)
+            self.save()
+            self.ui.say(t("reset_all_done", count=len(changed)))
+        else:
+            s = changed[0]
+            p.passed = [n for n in p.passed if n != s.number]
+            p.finished = False
+            self.save()
+            self.ui.say(t("reset_done", n=s.number, backup=backups[s.number].relative_to(self.root).as_posix()))
+        return 0
+
+    def watch(self, number: int | None) -> int:
+        step = self.step(number)
+        keys = Keys(self.ui.interactive)
+        folder = self.root / "exercises"
+        self.ui.say(t("watch_start" if self.ui.interactive else "watch_start_plain", n=step.number))
+        with keys.raw():
+            before = snapshot(folder)
+            while True:
+                self.ui.clear()
+                self.ui.say(f"[dim]{time.strftime('%H:%M:%S')}[/dim]")
+                result = self.check(step, quiet=True)
+                report.show(self.ui, result, self.verbose)
+                if result.passed:
+                    self.ui.say(f"\n[green]{t('watch_passed', n=step.number)}[/green]")
+                if self.ui.interactive:
+                    self.ui.say(f"[dim]{t('watch_waiting')}[/dim]")
+                before = wait_for_change(folder, before, keys)
+                if before is None:
+                    return 0

@@ -1,0 +1,42 @@
+"""Showing check results: one line per check, passed or failed, with one line of why."""
+
+from .checking import StepReport
+from .i18n import t
+from .ui import UI, escape
+
+MARKS = {"passed": "[green]✓[/green]", "failed": "[red]✗[/red]", "skipped": "[yellow]-[/yellow]",
+         "not run": "[yellow]?[/yellow]"}
+
+
+def show(ui: UI, report: StepReport, verbose: bool = False, hint_pointer: bool = True) -> None:
+    step = report.step
+    ui.say(f"[bold]{t('step_n', n=step.number)} · {escape(step.name(t.lang))}[/bold] · "
+           f"exercises/{step.module}.py")
+    if report.problem:
+        ui.say(f"  [red]✗[/red] {escape(report.problem)}")
+        return
+    shown_details = set()
+    for r in report.results:
+        line = f"  {MARKS[r.outcome]} {escape(r.title)}"
+        if r.outcome != "passed" and r.reason:
+            line += f" [dim]—[/dim] {escape(r.reason)}"
+        ui.say(line)
+        # A syntax error breaks every check the same way: show the code line and caret once.
+        if r.detail and r.detail not in shown_details:
+            shown_details.add(r.detail)
+            ui.plain(r.detail)
+        if verbose and r.traceback:
+            ui.plain(_indent(r.traceback))
+    passed, total = report.counts
+    if report.passed:
+        ui.say(f"  [green]{t('all_pass', total=total)}[/green]")
+    else:
+        ui.say(f"  {t('some_pass', passed=passed, total=total)}")
+        if hint_pointer:
+            ui.say(f"  [dim]{t('hint_pointer', n=step.number)}[/dim]")
+        if not verbose and any(r.traceback for r in report.results if r.outcome == "failed"):
+            ui.say(f"  [dim]{t('verbose_pointer', n=step.number)}[/dim]")
+
+
+def _indent(text: str) -> str:
+    return "\n".join("      " + line for line in text.rstrip().splitlines())
