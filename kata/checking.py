@@ -15,7 +15,8 @@ from pathlib import Path
 from .collector import CheckResult, Collector, title_of
 from .steps import ROOT, Step
 
-CHECK_TIMEOUT = 10  # seconds one check may run before it is stopped (an infinite loop, most likely)
+# Seconds one check may run before it is stopped (an infinite loop, most likely); COURSE_CHECK_TIMEOUT overrides.
+CHECK_TIMEOUT = float(os.environ.get("COURSE_CHECK_TIMEOUT", "10"))
 
 
 @dataclass
@@ -93,17 +94,26 @@ def _reports(steps: list[Step], records: list[dict], output: str, returncode: in
 
 
 def run_in_process(check_files: list[Path], package: str, package_dir: Path | None = None,
-                   extra_args: tuple[str, ...] = ()) -> list[CheckResult]:
-    """Run check files in this process (for the course's own tests) and return every check's verdict."""
+                   extra_args: tuple[str, ...] = (), stop_when=None) -> list[CheckResult]:
+    """Run check files in this process (for the course's own tests) and return the checks' verdicts.
+
+    stop_when(result) -> True ends the run early: a mutant is caught as soon as one check names it.
+    """
     import pytest
 
-    collector = Collector(package_dir or code_dir(package))
+    collector = Collector(package_dir or code_dir(package), stop_when=stop_when)
     args = [*map(str, check_files), "--impl", package, "-q", "--no-header", "-p", "no:cacheprovider",
             "-p", "no:timeout", "--rootdir", str(ROOT), "-o", "addopts=", *extra_args]
+    modules, path = set(sys.modules), list(sys.path)
     with open(os.devnull, "w") as devnull:
         stdout, sys.stdout = sys.stdout, devnull
         try:
             pytest.main(args, plugins=[collector])
         finally:
             sys.stdout = stdout
+            # Forget the package under test, so the next run imports its own (a mutant may share module names).
+            for name in set(sys.modules) - modules:
+                if name.split(".")[0] not in ("torch", "numpy", "regex", "hypothesis", "_pytest", "pytest"):
+                    del sys.modules[name]
+            sys.path[:] = path
     return collector.results

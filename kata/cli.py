@@ -5,6 +5,7 @@ import sys
 
 from . import state
 from .commands import Course, CourseError
+from .train import TrainError
 from .i18n import LANGUAGES, system_language, t
 from .ui import UI
 
@@ -62,14 +63,30 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("n", nargs="?", type=_step_number, metavar="N")
     r.add_argument("--all", action="store_true", dest="everything", help="every step, and start over")
     r.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    from . import chat, train
+
+    train.add_arguments(command("train", "train a GPT on a text file"))
+    chat.add_arguments(command("chat", "talk to the trained model"))
     return parser
+
+
+def long_forms(argv: list[str]) -> list[str]:
+    """The single-file course's spellings: --train FILE, --paste, --interactive."""
+    if "--train" in argv:
+        i = argv.index("--train")
+        return ["train", *argv[:i], *argv[i + 1:]]
+    if "--interactive" in argv:
+        return ["chat", *[a for a in argv if a != "--interactive"]]
+    if "--paste" in argv and "train" not in argv:
+        return ["train", *argv]
+    return argv
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     ui = UI()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(long_forms(argv))
     course = Course(ui, verbose=getattr(args, "verbose", False))
     try:
         _choose_language(course, getattr(args, "lang", None))
@@ -77,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     except CourseError as e:
         ui.error(str(e))
         return e.code
-    except KeyboardInterrupt:
+    except TrainError as e:
+        ui.error(str(e))
+        return 2
+    except (KeyboardInterrupt, EOFError):  # Ctrl+C anywhere, Ctrl+D at a prompt
         ui.say(f"\n{t('interrupted')}")
         return 130
 
@@ -120,6 +140,14 @@ def _dispatch(course: Course, args, parser) -> int:
             return course.goto(args.n)
         case "solution":
             return course.solution(args.n, args.peek)
+        case "train":
+            from . import train
+
+            return train.run(args, course.ui, t.lang)
+        case "chat":
+            from . import chat
+
+            return chat.run(args, course.ui)
         case "reset":
             if args.n is None and not args.everything:
                 raise CourseError("reset needs a step number, or --all")

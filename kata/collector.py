@@ -41,8 +41,10 @@ def title_of(name: str) -> str:
 
 
 class Collector:
-    def __init__(self, package_dir: Path | None = None, path: Path | None = None, timeout: float | None = None):
+    def __init__(self, package_dir: Path | None = None, path: Path | None = None, timeout: float | None = None,
+                 stop_when=None):
         self.package_dir = package_dir   # where the implementation under test lives (exercises/, ...)
+        self.stop_when = stop_when       # stop_when(result) -> True ends the session after that check
         self.path = path                 # JSON-lines file to append to, or None to keep results in memory
         self.timeout = timeout
         self.results: list[CheckResult] = []
@@ -67,7 +69,10 @@ class Collector:
             if result.kind == "timeout":  # the rest of the step would most likely hang as well
                 item.session.shouldstop = "a check ran too long"
         if call.when == "teardown":
-            self._finish(self._phases.pop(item.nodeid))
+            finished = self._phases.pop(item.nodeid)
+            self._finish(finished)
+            if self.stop_when is not None and self.stop_when(finished):
+                item.session.shouldstop = "found what it was looking for"
 
     def pytest_collection_finish(self, session):
         self.collected = [item.nodeid for item in session.items]

@@ -122,7 +122,7 @@ class Course:
             extra = ""
             if str(s.number) in p.quiz:
                 q = p.quiz[str(s.number)]
-                extra = f" · {t('quiz_score', score=q['score'], total=q['total'])}"
+                extra = f" · {t('quiz_result', score=q['score'], total=q['total'])}"
             self.ui.say(f" {mark} {s.number:>2}. {escape(s.name(t.lang)):<34} [dim]{status}{extra} · "
                         f"{'★' * s.difficulty}{'☆' * (5 - s.difficulty)} · ~{s.minutes} min[/dim]")
         return 0

@@ -35,7 +35,7 @@ MESSAGES = {
     "state_current": ("current", "bieżący"),
     "state_open": ("open", "otwarty"),
     "state_locked": ("locked", "zablokowany"),
-    "quiz_score": ("quiz {score}/{total}", "quiz {score}/{total}"),
+    "quiz_result": ("quiz {score}/{total}", "quiz {score}/{total}"),
     # next / goto
     "next_not_yet": ("Step {n} is not done yet: {passed} of {total} checks pass.",
                      "Krok {n} nie jest jeszcze gotowy: przechodzi {passed} z {total} sprawdzianów."),

@@ -26,7 +26,7 @@ def parse_answers(text: str, questions: list[dict]) -> list[int]:
         answers = [int(part) for part in text.replace(" ", "").split(",") if part]
     except ValueError:
         answers = []
-    if len(answers) != len(questions) or not all(1 <= a <= len(q["choices"]) for a, q in zip(answers, questions)):
+    if len(answers) != len(questions) or not all(1 <= a <= len(q["choices"]) for a, q in zip(answers, questions, strict=True)):
         raise ValueError(t("quiz_bad_answers", count=len(questions), got=text))
     return answers
 

@@ -39,7 +39,7 @@ class UI:
 
     def confirm(self, question: str) -> bool:
         try:
-            answer = self.ask(f"{question} [y/N] ")
+            answer = self.ask(escape(f"{question} [y/N] "))
         except EOFError:
             return False
         return answer.strip().lower() in ("y", "yes", "t", "tak")

@@ -1,0 +1,161 @@
+"""`course.py chat`: type a prompt, watch the trained model continue it, token by token.
+
+The model, tokenizer and sampling are the steps' own code (step 11 loads the checkpoint, step 10 samples).
+Settings change with slash commands; without a terminal, each line of standard input is one prompt.
+"""
+
+import argparse
+import sys
+
+from .train import TrainError, load_steps, pick_device
+from .ui import UI, escape
+
+HELP = """commands:
+  /temp T    temperature: 0 always takes the likeliest token, 1 samples as trained, higher is wilder
+  /topk K    sample only among the K likeliest tokens (0: no limit)
+  /topp P    sample only from the likeliest tokens whose probabilities add up to P (1: no limit)
+  /len N     how many tokens to generate
+  /seed S    make the samples repeatable (/seed off: fresh randomness)
+  /show      the current settings
+  /help      this list
+  /quit      leave (Ctrl+D too)"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", default="checkpoint", metavar="DIR", help="the checkpoint to load (default checkpoint/)")
+    parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
+    parser.add_argument("--mine", action="store_true", help="generate with your own code in exercises/")
+    parser.add_argument("--temp", type=float, default=0.8, help="temperature (default 0.8)")
+    parser.add_argument("--topk", type=int, default=40, help="top-k (default 40; 0: off)")
+    parser.add_argument("--topp", type=float, default=1.0, help="top-p (default 1: off)")
+    parser.add_argument("--len", type=int, default=100, dest="length", help="tokens per answer (default 100)")
+    parser.add_argument("--seed", type=int, default=None, help="a seed for repeatable samples")
+
+
+class Settings:
+    def __init__(self, args):
+        self.temp, self.topk, self.topp, self.length, self.seed = args.temp, args.topk, args.topp, args.length, args.seed
+        _check(self)
+
+    def show(self) -> str:
+        return (f"temperature {self.temp:g}, top-k {self.topk or 'off'}, top-p {self.topp:g}, "
+                f"length {self.length}, seed {self.seed if self.seed is not None else 'off'}")
+
+
+def _check(s: Settings) -> None:
+    if not s.temp >= 0:
+        raise ValueError(f"the temperature must be 0 or more, got {s.temp:g}")
+    if s.topk < 0:
+        raise ValueError(f"top-k must be 0 (off) or more, got {s.topk}")
+    if not 0 < s.topp <= 1:
+        raise ValueError(f"top-p must be above 0 and at most 1, got {s.topp:g}")
+    if s.length < 1:
+        raise ValueError(f"the length must be at least 1 token, got {s.length}")
+
+
+def command(settings: Settings, line: str) -> str | None:
+    """Apply one slash command; return what to say, or None to quit. ValueError for a bad one."""
+    name, _, value = line.strip().partition(" ")
+    value = value.strip()
+    setters = {"/temp": ("temp", float), "/topk": ("topk", int), "/topp": ("topp", float), "/len": ("length", int)}
+    if name in ("/quit", "/exit", "/q"):
+        return None
+    if name == "/help":
+        return HELP
+    if name == "/show":
+        return settings.show()
+    if name == "/seed":
+        if value in ("off", "none", ""):
+            settings.seed = None
+        else:
+            settings.seed = _number(int, value, "/seed 1")
+        return settings.show()
+    if name in setters:
+        attr, kind = setters[name]
+        old = getattr(settings, attr)
+        setattr(settings, attr, _number(kind, value, f"{name} {'20' if kind is int else '0.8'}"))
+        try:
+            _check(settings)
+        except ValueError:
+            setattr(settings, attr, old)
+            raise
+        return settings.show()
+    raise ValueError(f"unknown command {name}; /help lists them")
+
+
+def _number(kind, value: str, example: str):
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{value or 'nothing'} is not a {'whole ' if kind is int else ''}number: try {example}") from None
+
+
+def run(args, ui: UI) -> int:
+    import torch
+
+    try:
+        settings = Settings(args)
+    except ValueError as e:
+        raise TrainError(str(e)) from None
+    device = pick_device(args.device)
+    steps = load_steps(args.mine)
+    try:
+        model, tokenizer, _ = steps["checkpoint"].load_checkpoint(args.checkpoint, device=device)
+    except (ValueError, FileNotFoundError) as e:
+        raise TrainError(str(e)) from None
+    c = model.config
+    ui.say(f"Loaded {escape(str(args.checkpoint))}/: {c.n_layer} layers, {c.n_head} heads, d_model {c.n_embd}, "
+           f"vocabulary {c.vocab_size}, context {c.block_size} tokens.")
+    if ui.interactive:
+        ui.say("Type the start of a text and the model continues it. /help for settings, /quit or Ctrl+D to leave.")
+    generate_tokens = steps["generation"].generate_tokens
+    while True:
+        try:
+            line = ui.ask("[bold]you>[/bold] ") if ui.interactive else sys.stdin.readline()
+        except EOFError:
+            line = ""
+        if line == "" or line is None:  # Ctrl+D, or the end of the input
+            ui.say("\nBye." if ui.interactive else "")
+            return 0
+        line = line.rstrip("\n")
+        if line.startswith("/"):
+            try:
+                reply = command(settings, line)
+            except ValueError as e:
+                ui.say(f"[yellow]{escape(str(e))}[/yellow]")
+                continue
+            if reply is None:
+                ui.say("Bye.")
+                return 0
+            ui.plain(reply)
+            continue
+        prompt = line if line.strip() else "\n"
+        ids = tokenizer.encode(prompt)
+        idx = torch.tensor([ids], dtype=torch.long, device=device)
+        generator = None
+        if settings.seed is not None:
+            generator = torch.Generator(device=device).manual_seed(settings.seed)
+        try:
+            _stream(ui, tokenizer, generate_tokens(
+                model, idx, settings.length, temperature=settings.temp, top_k=settings.topk or None,
+                top_p=settings.topp if settings.topp < 1 else None, generator=generator), prompt)
+        except KeyboardInterrupt:  # Ctrl+C stops this answer, not the chat
+            ui.say("\n[dim](stopped)[/dim]")
+
+
+def _stream(ui: UI, tokenizer, tokens, prompt: str) -> None:
+    """Print each new token as it comes. A character split over two tokens waits for its second half."""
+    out = sys.stdout
+    out.write(prompt if prompt != "\n" else "")
+    out.flush()
+    new: list[int] = []
+    shown = ""
+    for token in tokens:
+        new.append(int(token[0, 0]))
+        text = tokenizer.decode(new)
+        ready = text.rstrip("\ufffd")  # an incomplete UTF-8 sequence decodes to U+FFFD for now
+        out.write(ready[len(shown):])
+        out.flush()
+        shown = ready
+    out.write(tokenizer.decode(new)[len(shown):] + "\n")
+    out.flush()

@@ -1,0 +1,275 @@
+"""`course.py train`: train a GPT on a text file (or pasted text) with the steps' own code.
+
+Everything that learns is the steps' code: the tokenizer (step 1), batches (step 2), the GPT (steps 3-8), the
+training loop (step 9), generation (step 10) and checkpoints (step 11), taken from solutions/ or, with --mine,
+from your exercises/. This file only reads the text, checks the settings, shows progress and keeps the best
+checkpoint safe.
+"""
+
+import argparse
+import importlib
+import math
+import sys
+import time
+from pathlib import Path
+
+from .steps import ROOT
+from .ui import UI, escape
+
+DEFAULT_CORPUS = {"en": ROOT / "data" / "corpus_en.txt", "pl": ROOT / "data" / "corpus_pl.txt"}
+
+
+class TrainError(Exception):
+    """Bad input for the direct modes: one sentence for the person, exit code 2."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", nargs="?", help="a UTF-8 text file (default: the bundled corpus)")
+    parser.add_argument("--paste", action="store_true", help="read the text from standard input, ended by Ctrl+D")
+    model = parser.add_argument_group("the model")
+    model.add_argument("--d_model", type=int, default=64, help="width of every token's vector (default 64)")
+    model.add_argument("--n_heads", type=int, default=4, help="attention heads per block (default 4)")
+    model.add_argument("--n_layers", type=int, default=4, help="transformer blocks (default 4)")
+    model.add_argument("--d_ff", type=int, default=256, help="hidden width of the feed-forward network (default 256)")
+    model.add_argument("--block_size", type=int, default=64, help="context length in tokens (default 64)")
+    model.add_argument("--dropout", type=float, default=0.0, help="dropout probability while training (default 0)")
+    model.add_argument("--bpe_vocab_size", type=int, default=512, help="tokens in the BPE vocabulary (default 512)")
+    run = parser.add_argument_group("training")
+    run.add_argument("--epochs", type=int, default=30, help="passes over the training tokens (default 30)")
+    run.add_argument("--batch_size", type=int, default=16, help="windows per step (default 16)")
+    run.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
+    run.add_argument("--seed", type=int, default=1337, help="the same seed gives the same run (default 1337)")
+    run.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
+    run.add_argument("--checkpoint", default="checkpoint", metavar="DIR",
+                     help="where the best model is saved (default checkpoint/)")
+    run.add_argument("--resume", action="store_true", help="continue training the checkpoint in --checkpoint")
+    run.add_argument("--mine", action="store_true", help="train with your own code in exercises/")
+
+
+def validate(args) -> None:
+    """Refuse impossible settings before any work is done, in one sentence each."""
+    positive = {"--epochs": args.epochs, "--d_model": args.d_model, "--n_heads": args.n_heads,
+                "--n_layers": args.n_layers, "--d_ff": args.d_ff, "--block_size": args.block_size,
+                "--batch_size": args.batch_size}
+    for flag, value in positive.items():
+        if value < 1:
+            raise TrainError(f"{flag} must be at least 1, got {value}")
+    if args.d_model % args.n_heads:
+        raise TrainError(f"--d_model {args.d_model} is not divisible by --n_heads {args.n_heads}: "
+                         f"each head gets an equal slice of the vector (try --n_heads {_divisor(args.d_model)})")
+    if args.bpe_vocab_size < 256:
+        raise TrainError(f"--bpe_vocab_size must be at least 256 (one token per byte), got {args.bpe_vocab_size}")
+    if not (args.lr > 0 and math.isfinite(args.lr)):
+        raise TrainError(f"--lr must be a positive number, got {args.lr}")
+    if not 0 <= args.dropout < 1:
+        raise TrainError(f"--dropout must be at least 0 and below 1, got {args.dropout}")
+    if args.paste and args.file:
+        raise TrainError("give a file or --paste, not both")
+
+
+def _divisor(n: int) -> int:
+    return next(h for h in (4, 2, 1) if n % h == 0)
+
+
+def read_text(path: str | None, paste: bool, ui: UI, lang: str) -> tuple[str, str]:
+    """(text, where it came from); TrainError for a file that is not usable text."""
+    if paste:
+        if ui.interactive:
+            ui.say("Paste your text, then press Ctrl+D on an empty line (Ctrl+Z and Enter on Windows):")
+        data = sys.stdin.buffer.read()
+        source = "the pasted text"
+    else:
+        file = Path(path) if path else DEFAULT_CORPUS.get(lang, DEFAULT_CORPUS["en"])
+        source = str(path) if path else f"the bundled corpus ({file.relative_to(ROOT).as_posix()})"
+        if not file.exists():
+            raise TrainError(f"{path}: no such file")
+        if file.is_dir():
+            raise TrainError(f"{path} is a directory, not a text file")
+        try:
+            data = file.read_bytes()
+        except OSError as e:
+            raise TrainError(f"{path} cannot be read: {e.strerror}") from None
+    if b"\x00" in data[:65536]:
+        raise TrainError(f"{source} looks like a binary file (it contains NUL bytes), not text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TrainError(f"{source} is not UTF-8 text (byte 0x{data[e.start]:02x} at position {e.start}); "
+                         f"save it as UTF-8 and try again") from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the text
+    if not text.strip():
+        raise TrainError(f"{source} is empty")
+    return text, source
+
+
+def pick_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainError("--device cuda: CUDA is not available on this machine")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise TrainError("--device mps: MPS is not available on this machine")
+    if name not in ("cuda", "mps", "cpu"):
+        raise TrainError(f"--device must be auto, cuda, mps or cpu, got {name!r}")
+    return name
+
+
+def load_steps(mine: bool) -> dict:
+    """The step modules that training uses, from exercises/ (--mine) or solutions/."""
+    package = "exercises" if mine else "solutions"
+    names = {"data": "step02_data", "config": "step03_embeddings", "gpt": "step08_gpt",
+             "training": "step09_training", "generation": "step10_generation", "checkpoint": "step11_own_model"}
+    modules = {}
+    for key, module in names.items():
+        try:
+            modules[key] = importlib.import_module(f"{package}.{module}")
+        except Exception as e:  # a learner's file that does not import: name it
+            raise TrainError(f"{package}/{module}.py cannot be imported ({type(e).__name__}: {e})") from None
+    return modules
+
+
+def run(args, ui: UI, lang: str) -> int:
+    validate(args)
+    text, source = read_text(args.file, args.paste, ui, lang)
+    import torch
+
+    device = pick_device(args.device)
+    steps = load_steps(args.mine)
+    try:
+        return _train(args, ui, text, source, device, steps, torch)
+    except NotImplementedError as e:
+        where = _learner_function(e)
+        raise TrainError(f"--mine: {where} is not written yet; finish that step or train without --mine") from None
+
+
+def _learner_function(error: BaseException) -> str:
+    tb = error.__traceback__
+    found = "a step"
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if "exercises" in Path(code.co_filename).parts:
+            found = f"`{getattr(code, 'co_qualname', code.co_name)}()` in exercises/{Path(code.co_filename).name}"
+        tb = tb.tb_next
+    return found
+
+
+def _train(args, ui: UI, text: str, source: str, device: str, steps: dict, torch) -> int:
+    ckpt = steps["checkpoint"]
+    training = steps["training"]
+    directory = Path(args.checkpoint)
+    began = time.perf_counter()
+    torch.manual_seed(args.seed)
+
+    start_epoch, optimizer_state, best = 0, None, math.inf
+    if args.resume:
+        try:
+            model, tokenizer, extra = ckpt.load_checkpoint(directory, device=device)
+        except (ValueError, FileNotFoundError) as e:
+            raise TrainError(str(e)) from None
+        start_epoch = int(extra.get("epoch", -1)) + 1
+        optimizer_state = extra.get("optimizer")
+        best = float(extra.get("best_val_loss", math.inf))
+        ui.say(f"Resuming {directory}/ after epoch {start_epoch} (best validation loss {best:.3f}).")
+        data = steps["data"]
+        ids = data.as_token_array(tokenizer.encode(text), tokenizer.vocab_size)
+        train_data, val_data = data.train_val_split(ids, 0.1)
+        config = model.config
+        model.train()
+    else:
+        ui.say(f"Reading {escape(source)}: {len(text):,} characters.")
+        t0 = time.perf_counter()
+        tokenizer, train_data, val_data = ckpt.prepare_data(text, args.bpe_vocab_size, 0.1)
+        n_tokens = len(train_data) + len(val_data)
+        ui.say(f"Tokenizer: {tokenizer.vocab_size} tokens learned in {time.perf_counter() - t0:.1f} s; "
+               f"{n_tokens:,} tokens in all ({len(text) / max(1, n_tokens):.2f} characters per token).")
+        config = steps["config"].GPTConfig(block_size=args.block_size, vocab_size=tokenizer.vocab_size,
+                                           n_layer=args.n_layers, n_head=args.n_heads, n_embd=args.d_model,
+                                           d_ff=args.d_ff, dropout=args.dropout)
+        model = steps["gpt"].GPT(config).to(device)
+    need = config.block_size + 1
+    if len(train_data) < need or len(val_data) < need:
+        raise TrainError(f"the text is too short: {len(train_data):,} training and {len(val_data):,} validation "
+                         f"tokens, and each part needs at least block_size + 1 = {need}; use a longer text or a "
+                         f"smaller --block_size")
+    model = model.to(device)
+    tconf = training.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    # The optimizer is made here rather than inside train(), so that each checkpoint can keep its state.
+    optimizer = training.configure_optimizer(model, tconf.lr, tconf.weight_decay)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    if start_epoch >= tconf.epochs:
+        raise TrainError(f"the checkpoint has already trained {start_epoch} epochs; ask for more with --epochs")
+    per_epoch = training.steps_per_epoch(len(train_data), args.batch_size, config.block_size)
+    n_params = sum(p.numel() for p in model.parameters())
+    ui.say(f"Model: {config.n_layer} layers, {config.n_head} heads, d_model {config.n_embd}, d_ff {config.d_ff}, "
+           f"block {config.block_size}: {n_params:,} parameters, on {device}.")
+    ui.say(f"Training: {tconf.epochs} epochs of {per_epoch} steps (batch {tconf.batch_size}); "
+           f"Ctrl+C stops and keeps the best checkpoint.\n")
+
+    from .trainview import TrainingView
+
+    view = TrainingView(ui, tconf.epochs, per_epoch)
+    state = {"best": best, "saved_epoch": None}
+
+    def on_event(event: dict) -> None:
+        note = ""
+        if event["kind"] == "epoch":
+            val = event["val_loss"]
+            if val is not None and val < state["best"]:
+                # Only an improvement is saved, atomically: Ctrl+C at any moment leaves the best one whole.
+                ckpt.save_checkpoint(directory, model, tokenizer, extra={
+                    "epoch": event["epoch"], "best_val_loss": val, "optimizer": optimizer.state_dict()})
+                state["best"], state["saved_epoch"] = val, event["epoch"]
+                note = "saved"
+        view.update(event, note)
+
+    try:
+        history = training.train(model, train_data, val_data, tconf, callback=on_event,
+                                 start_epoch=start_epoch, optimizer=optimizer)
+    except KeyboardInterrupt:
+        view.close()
+        kept = (f"the best checkpoint (epoch {state['saved_epoch'] + 1}, validation loss {state['best']:.3f}) "
+                f"is in {directory}/" if state["saved_epoch"] is not None else
+                (f"{directory}/ still holds the checkpoint it had" if (directory / "model.pt").exists()
+                 else "no checkpoint was saved yet"))
+        ui.say(f"\nStopped: {kept}.")
+        return 130
+    view.close()
+    elapsed = time.perf_counter() - began
+    ui.say("")
+    tokens_seen = per_epoch * tconf.batch_size * config.block_size * (tconf.epochs - start_epoch)
+    _summary(ui, history, state, directory, elapsed, tokens_seen)
+    _sample(ui, steps, directory, device)
+    return 0
+
+
+def _summary(ui: UI, history: list[dict], state: dict, directory: Path, elapsed: float, tokens_seen: int) -> None:
+    last = history[-1] if history else None
+    ui.say("[bold]Summary[/bold]")
+    if last is not None:
+        ui.say(f"  final train loss {last['train_loss']:.3f}, validation loss {last['val_loss']:.3f} "
+               f"(perplexity {last['val_ppl']:.1f})")
+    if state["saved_epoch"] is not None:
+        ui.say(f"  best validation loss {state['best']:.3f} at epoch {state['saved_epoch'] + 1}, saved in {directory}/")
+    ui.say(f"  {elapsed:.1f} s in all, {tokens_seen / max(elapsed, 1e-9):,.0f} tokens per second")
+
+
+def _sample(ui: UI, steps: dict, directory: Path, device: str) -> None:
+    """One line from the saved model, as a first taste of chat."""
+    import torch
+
+    if not (directory / "model.pt").exists():
+        return
+    model, tokenizer, _ = steps["checkpoint"].load_checkpoint(directory, device=device)
+    generator = torch.Generator(device=device).manual_seed(0) if device != "mps" else None
+    start = torch.tensor([tokenizer.encode("\n")], dtype=torch.long, device=device)
+    out = steps["generation"].generate(model, start, 60, temperature=0.8, top_k=40, generator=generator)
+    ui.say("\n[bold]A sample[/bold] (temperature 0.8, top-k 40):")
+    ui.plain(tokenizer.decode(out[0, 1:].tolist()).strip())
+    ui.say(f"\nTalk to it: python course.py chat --checkpoint {directory}")

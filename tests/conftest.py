@@ -1,0 +1,28 @@
+"""Helpers for the course's own tests: a private copy of the repository to run course.py in."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+IGNORE = shutil.ignore_patterns("__pycache__", ".git", "progress.json*", "backups", "checkpoint*", "*.egg-info",
+                                ".pytest_cache", ".hypothesis", ".ruff_cache", "benchmarks")
+
+
+@pytest.fixture(scope="session")
+def pristine_repo(tmp_path_factory) -> Path:
+    """The repository as a fresh clone has it: exercises/ holds the original stubs."""
+    copy = tmp_path_factory.mktemp("pristine") / "write-transformer"
+    shutil.copytree(ROOT, copy, ignore=IGNORE)
+    for stub in (copy / "kata" / "stubs").glob("step*.py"):
+        shutil.copyfile(stub, copy / "exercises" / stub.name)
+    return copy
+
+
+@pytest.fixture
+def repo(pristine_repo, tmp_path) -> Path:
+    """A private copy for one test: it may break files, write progress and backups."""
+    copy = tmp_path / "write-transformer"
+    shutil.copytree(pristine_repo, copy)
+    return copy

@@ -1,0 +1,35 @@
+"""Running course.py as a learner does: without a terminal, or in a real pseudo-terminal."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def course_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COURSE_"))}
+    env.update(NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", LANG="C.UTF-8", LC_ALL="C.UTF-8", COLUMNS="200")
+    env.pop("LANGUAGE", None)
+    env.update(extra)
+    return env
+
+
+def run_course(repo: Path, *args: str, timeout: float = 120, **env) -> subprocess.CompletedProcess:
+    """python course.py ARGS in `repo`, without a terminal (stdin closed, output captured)."""
+    return subprocess.run([sys.executable, "course.py", *args], cwd=repo, env=course_env(**env),
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def spawn_course(repo: Path, *args: str, timeout: float = 60, **env):
+    """python course.py ARGS in `repo`, in a real pseudo-terminal."""
+    pexpect = pytest.importorskip("pexpect")
+    return pexpect.spawn(sys.executable, ["course.py", *args], cwd=str(repo), env=course_env(TERM="xterm", **env),
+                         encoding="utf-8", timeout=timeout, dimensions=(50, 200))
+
+
+def solve(repo: Path, module: str) -> None:
+    """Put the reference in place of the learner's file, as if the learner had written it."""
+    shutil.copyfile(repo / "solutions" / f"{module}.py", repo / "exercises" / f"{module}.py")
