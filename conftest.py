@@ -18,12 +18,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 ROOT = Path(__file__).resolve().parent
 
-# Checks must give the same verdict on every run and write nothing into your working tree.
-settings.register_profile("course", database=None, deadline=None, derandomize=True, print_blob=False)
+# Checks must give the same verdict on every run and write nothing into your working tree. No "explain" phase:
+# it takes seconds on a failing check and the shrunk example already says what went wrong.
+settings.register_profile("course", database=None, deadline=None, derandomize=True, print_blob=False,
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
 settings.load_profile("course")
 
 
