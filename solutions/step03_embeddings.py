@@ -27,6 +27,9 @@ class Embeddings(nn.Module):
     """Token embedding + learned positional embedding, then dropout.
 
     idx (B, T) of token ids -> x (B, T, n_embd), where x[b, t] = wte[idx[b, t]] + wpe[start + t].
+    Example, n_embd = 2, wte = [[1, 0], [0, 1], [2, 2]], wpe = [[10, 20], [30, 40], [50, 60]] (no dropout):
+        idx = [[2, 0]]            -> [[[2+10, 2+20], [1+30, 0+40]]] = [[[12, 22], [31, 40]]]
+        idx = [[2, 0]], start = 1 -> [[[2+30, 2+40], [1+50, 0+60]]] = [[[32, 42], [51, 60]]]
     """
 
     def __init__(self, config: GPTConfig):
@@ -37,7 +40,10 @@ class Embeddings(nn.Module):
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """`start` is the position of idx's first token: 0, except when step 10's KV cache feeds one new token."""
+        """`start` is the position of idx's first token: 0, except when step 10's KV cache feeds new tokens.
+
+        Raises ValueError when start + T > block_size: the position table has no row for those positions.
+        """
         B, T = idx.size()
         # The position table has block_size rows: a longer input has no vector for its last positions.
         if start + T > self.block_size:

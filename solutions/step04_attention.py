@@ -23,8 +23,14 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     Tk - Tq + i and may look at keys 0 .. Tk - Tq + i.
     Returns y (..., Tq, hs) and the attention weights att (..., Tq, Tk), each row summing to 1.
 
-    Example, one query and two keys (Tq = 1, Tk = 2, hs = 1): q = [[1.]], k = [[0.], [2.]]
-    scores = q @ k^T / sqrt(1) = [[0., 2.]] -> softmax -> att = [[0.119, 0.881]]
+    Example, two positions, hs = 4: q = [[1, 1, 1, 1], [1, 1, 1, 1]], k = [[0, 0, 0, 0], [1, 1, 1, 1]]
+        scores = q @ k^T / sqrt(4)    = [[0, 4], [0, 4]] / 2 = [[0, 2], [0, 2]]
+        mask the future with -inf     -> [[0, -inf], [0, 2]]
+        softmax over each row (keys)  -> att = [[1, 0], [0.119, 0.881]]      (e^0 / (e^0 + e^2) = 0.119)
+        v = [[1, 0, 0, 0], [0, 1, 0, 0]] -> y = att @ v = [[1, 0, 0, 0], [0.119, 0.881, 0, 0]]
+    Dividing by hs = 4 instead would give [0.269, 0.731] in the last row; not dividing, [0.018, 0.982].
+    With a cache, the last query alone (Tq = 1, Tk = 2) is position 1 and sees both keys:
+        q = [[1, 1, 1, 1]] -> att = [[0.119, 0.881]]
     """
     Tq, Tk = q.size(-2), k.size(-2)
     scores = q @ k.transpose(-2, -1) / math.sqrt(k.size(-1))  # (..., Tq, Tk)
@@ -57,7 +63,12 @@ def sdpa_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
 
 class Head(nn.Module):
-    """One head of causal self-attention: x (B, T, n_embd) -> y (B, T, head_size)."""
+    """One head of causal self-attention: x (B, T, n_embd) -> y (B, T, head_size).
+
+    Three linear maps named query, key and value turn each position's vector into its q, k and v, each
+    (B, T, head_size); causal_attention then mixes the values. Example: n_embd = 64, head_size = 16,
+    x (2, 5, 64) -> q, k, v (2, 5, 16) -> att (2, 5, 5) -> y (2, 5, 16).
+    """
 
     def __init__(self, config: GPTConfig, head_size: int):
         super().__init__()

@@ -14,7 +14,14 @@ from .step04_attention import causal_attention, sdpa_causal_attention
 
 
 class CausalSelfAttention(nn.Module):
-    """n_head causal attention heads side by side: x (B, T, n_embd) -> y (B, T, n_embd)."""
+    """n_head causal attention heads side by side: x (B, T, n_embd) -> y (B, T, n_embd).
+
+    Head h owns the slice h * hs .. (h + 1) * hs of q, k and v, where hs = n_embd // n_head.
+    Example, n_embd = 6, n_head = 2, hs = 3: a position's q = [a, b, c, d, e, f] -> head 0 gets [a, b, c],
+    head 1 gets [d, e, f].
+    Shapes: x (B, T, 6) -> c_attn (B, T, 18) -> q, k, v (B, T, 6) -> (B, T, 2, 3) -> (B, 2, T, 3), one
+    attention per head -> (B, 2, T, 3) -> (B, T, 2, 3) -> (B, T, 6) -> c_proj (B, T, 6).
+    """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
