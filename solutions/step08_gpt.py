@@ -16,7 +16,12 @@ from .step07_block import Block, LayerNorm
 
 
 class GPT(nn.Module):
-    """idx (B, T) -> logits (B, T, vocab_size), and the cross-entropy loss when targets (B, T) are given."""
+    """idx (B, T) -> logits (B, T, vocab_size), and the cross-entropy loss when targets (B, T) are given.
+
+    logits[b, t] scores every vocabulary token as the one that follows idx[b, :t + 1].
+    Example with vocab_size = 512: idx = [[15, 7, 300]] (1, 3) -> logits (1, 3, 512); at initialisation
+    every row is close to uniform, so the loss is close to ln(512) = 6.24.
+    """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -31,13 +36,18 @@ class GPT(nn.Module):
         # better). The two names now hold the same tensor.
         self.lm_head.weight = self.transformer.emb.wte.weight
         self.apply(self._init_weights)
-        # GPT-2 scales the last projection of every residual branch by 1/sqrt(2 * n_layer): each block adds two
-        # branches to the residual stream, and this keeps its variance from growing with depth.
+        # GPT-2 scales the last projection of every residual branch by 1/sqrt(2 * n_layer): each block adds
+        # two branches to the residual stream, and this keeps its variance from growing with depth.
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     def _init_weights(self, module: nn.Module) -> None:
+        """GPT-2's initialisation of one module: Linear and Embedding weights normal with std 0.02, biases 0.
+
+        Called on every module by self.apply. LayerNorms keep the weight 1 and bias 0 they were built with.
+        """
+        # Small weights make the first logits small, so the untrained model predicts nearly uniformly.
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
             if module.bias is not None:
@@ -46,6 +56,11 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache=None):
+        """Logits (B, T, vocab_size), and the mean cross-entropy over all positions (None without targets).
+
+        targets[b, t] is the token that follows idx[b, t] (already shifted, step 2); a target of -1 is left
+        out of the loss. `cache` is step 10's key/value cache, None while training.
+        """
         B, T = idx.size()
         start = cache.length if cache is not None else 0  # step 10: tokens already in the cache
         x = self.transformer.emb(idx, start)  # (B, T, C)
@@ -55,8 +70,9 @@ class GPT(nn.Module):
         logits = self.lm_head(x)  # (B, T, vocab_size)
         loss = None
         if targets is not None:
-            # Every position predicts the token after it; targets are already shifted (step 2).
-            loss = F.cross_entropy(logits.view(B * T, -1), targets.view(B * T), ignore_index=-1)
+            # Every position is one prediction: flatten (B, T) into B * T rows for cross_entropy.
+            # reshape, not view: targets sliced from a bigger tensor (idx[:, 1:]) need not be contiguous.
+            loss = F.cross_entropy(logits.view(B * T, -1), targets.reshape(B * T), ignore_index=-1)
         return logits, loss
 
     def num_params(self, non_embedding: bool = False) -> int:
