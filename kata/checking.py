@@ -44,8 +44,11 @@ def code_dir(package: str, root: Path = ROOT) -> Path:
 
 
 def run_checks(steps: list[Step], package: str = "exercises", root: Path = ROOT,
-               timeout: float = CHECK_TIMEOUT) -> list[StepReport]:
-    """Run the checks of `steps` against `package` in one child process; one report per step."""
+               timeout: float = CHECK_TIMEOUT, tracebacks: bool = False) -> list[StepReport]:
+    """Run the checks of `steps` against `package` in one child process; one report per step.
+
+    tracebacks=True keeps each failure's whole traceback (for -v); writing them out takes pytest a second.
+    """
     files = [str(s.checks(root)) for s in steps if s.checks(root).exists()]
     if not files:
         return [StepReport(s, problem="this step has no checks yet") for s in steps]
@@ -53,11 +56,13 @@ def run_checks(steps: list[Step], package: str = "exercises", root: Path = ROOT,
     os.close(fd)
     command = [
         sys.executable, "-m", "pytest", *files,
-        "--impl", package, "-p", "kata.collector",
+        "--impl", package, "-p", "pytest_timeout", "-p", "_hypothesis_pytestplugin", "-p", "kata.collector",
         "--course-results", results_path, "--course-code", str(code_dir(package, root)),
-        f"--timeout={timeout:g}", "-q", "--no-header", "--tb=short", "-p", "no:cacheprovider",
+        f"--timeout={timeout:g}", "-q", "--no-header", "--tb=short" if tracebacks else "--tb=no",
+        "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning",
     ]
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8")
+    # Only the plugins the checks need: others installed beside them (anyio, benchmark...) cost startup time.
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     env.pop("PYTEST_ADDOPTS", None)
     try:
         # The per-check timeout stops an endless loop; this outer limit only guards against a stuck interpreter.

@@ -82,7 +82,7 @@ class Course:
     def check(self, step: steps.Step, quiet: bool = False) -> StepReport:
         if not quiet and self.ui.interactive:
             self.ui.say(f"[dim]{t('checking', n=step.number)}[/dim]")
-        return checking.run_checks([step], "exercises", self.root)[0]
+        return checking.run_checks([step], "exercises", self.root, tracebacks=self.verbose)[0]
 
     # -- commands -----------------------------------------------------------------------------------------
 
