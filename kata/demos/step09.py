@@ -1,0 +1,71 @@
+"""Step 9 demo: train a small GPT on the bundled corpus, with a line per epoch and a summary."""
+
+import math
+import time
+
+import torch
+
+from . import corpus, load
+
+BAR = 20  # characters in the progress bar
+
+
+def small_model(pkg: str, vocab_size: int = 384, block_size: int = 32):
+    """A tokenizer trained on the bundled corpus, its tokens split for training, and a small GPT for them."""
+    Tokenizer = load(pkg, "step01_tokenizer").Tokenizer
+    data = load(pkg, "step02_data")
+    training = load(pkg, "step09_training")
+    text = corpus()
+    tokenizer = Tokenizer()
+    tokenizer.train(text, vocab_size)
+    tokens = data.as_token_array(tokenizer.encode(text), tokenizer.vocab_size)
+    train_data, val_data = data.train_val_split(tokens, 0.1)
+    torch.manual_seed(1337)
+    config = training.GPTConfig(block_size=block_size, vocab_size=tokenizer.vocab_size, n_layer=2, n_head=4,
+                                n_embd=64, d_ff=256, dropout=0.0)
+    return tokenizer, train_data, val_data, training.GPT(config)
+
+
+def bar(done: int, total: int) -> str:
+    filled = round(BAR * done / total)
+    return "[" + "#" * filled + "." * (BAR - filled) + "]"
+
+
+def run(pkg: str) -> None:
+    training = load(pkg, "step09_training")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a model this small trains faster on one thread than on several
+    try:
+        tokenizer, train_data, val_data, model = small_model(pkg)
+        config = training.TrainConfig(epochs=25, batch_size=16, lr=3e-3, eval_batches=10)
+        steps = training.steps_per_epoch(len(train_data), config.batch_size, model.config.block_size)
+        uniform = math.log(tokenizer.vocab_size)
+        print(f"Training a GPT of {model.num_params():,} parameters on the bundled corpus:")
+        print(f"{len(train_data):,} training tokens, {len(val_data):,} for validation, a vocabulary of "
+              f"{tokenizer.vocab_size};\n{config.epochs} epochs of {steps} steps, each a batch of "
+              f"{config.batch_size} x {model.config.block_size} tokens.")
+        print(f"A uniform guess would score loss ln({tokenizer.vocab_size}) = {uniform:.2f}, "
+              f"perplexity {tokenizer.vocab_size}.\n")
+        print(f"{'epoch':>8}  {'progress':<{BAR + 2}}  {'train':>6}  {'val':>6}  {'ppl':>6}  {'time':>6}")
+
+        def show(event):
+            if event["kind"] != "epoch":
+                return
+            done = event["epoch"] + 1
+            print(f"{done:>3} / {config.epochs:<2}  {bar(done, config.epochs)}  {event['train_loss']:6.3f}  "
+                  f"{event['val_loss']:6.3f}  {event['val_ppl']:6.1f}  {event['elapsed']:5.1f}s")
+
+        start = time.perf_counter()
+        history = training.train(model, train_data, val_data, config, callback=show)
+        seconds = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    first, last = history[0], history[-1]
+    best = min(history, key=lambda e: e["val_loss"])
+    print(f"\nDone in {seconds:.1f}s. Validation loss {first['val_loss']:.3f} -> {last['val_loss']:.3f} "
+          f"(best {best['val_loss']:.3f}, epoch {best['epoch'] + 1}).")
+    print(f"Perplexity {first['val_ppl']:.1f} -> {last['val_ppl']:.1f}: the model now hesitates between about "
+          f"{last['val_ppl']:.0f}\ntokens where a uniform guess hesitates between {tokenizer.vocab_size}.")
+    gap = last["val_loss"] - last["train_loss"]
+    verdict = "it still generalises" if gap < 0.3 else "it starts to memorise its text"
+    print(f"Validation loss minus training loss: {gap:+.3f} ({verdict}).")
