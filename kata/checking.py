@@ -110,18 +110,24 @@ def run_in_process(check_files: list[Path], package: str, package_dir: Path | No
     import pytest
 
     collector = Collector(package_dir or code_dir(package), stop_when=stop_when)
-    args = [*map(str, check_files), "--impl", package, "-q", "--no-header", "-p", "no:cacheprovider",
-            "-p", "no:timeout", "--rootdir", str(ROOT), "-o", "addopts=", *extra_args]
-    modules, path = set(sys.modules), list(sys.path)
+    # No plugin autoload and no unraisable-exception hunt (five full garbage collections per session): each
+    # run then costs a tenth of a second instead of a second, which matters for a hundred mutants.
+    args = [*map(str, check_files), "--impl", package, "-q", "--no-header", "--tb=no", "-o", "addopts=",
+            "-p", "no:cacheprovider", "-p", "no:timeout", "-p", "no:unraisableexception",
+            "-p", "_hypothesis_pytestplugin", "--rootdir", str(ROOT), *extra_args]
+    name = Path(package).name if Path(package).is_absolute() else package
+    path, autoload = list(sys.path), os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     with open(os.devnull, "w") as devnull:
         stdout, sys.stdout = sys.stdout, devnull
         try:
             pytest.main(args, plugins=[collector])
         finally:
             sys.stdout = stdout
-            # Forget the package under test, so the next run imports its own (a mutant may share module names).
-            for name in set(sys.modules) - modules:
-                if name.split(".")[0] not in ("torch", "numpy", "regex", "hypothesis", "_pytest", "pytest"):
-                    del sys.modules[name]
+            if autoload is None:
+                del os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"]
+            # Forget the package under test, so that a mutant with the same module names is imported afresh.
+            for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+                del sys.modules[module]
             sys.path[:] = path
     return collector.results
