@@ -44,10 +44,13 @@ def code_dir(package: str, root: Path = ROOT) -> Path:
 
 
 def run_checks(steps: list[Step], package: str = "exercises", root: Path = ROOT,
-               timeout: float = CHECK_TIMEOUT, tracebacks: bool = False) -> list[StepReport]:
+               timeout: float = CHECK_TIMEOUT, tracebacks: bool = False,
+               until_failure: bool = False) -> list[StepReport]:
     """Run the checks of `steps` against `package` in one child process; one report per step.
 
     tracebacks=True keeps each failure's whole traceback (for -v); writing them out takes pytest a second.
+    until_failure=True stops at the first failing check: the steps before it pass, it fails, and the steps
+    after it are not run (enough to find where a learner stands).
     """
     files = [str(s.checks(root)) for s in steps if s.checks(root).exists()]
     if not files:
@@ -58,6 +61,7 @@ def run_checks(steps: list[Step], package: str = "exercises", root: Path = ROOT,
         sys.executable, "-m", "pytest", *files,
         "--impl", package, "-p", "pytest_timeout", "-p", "_hypothesis_pytestplugin", "-p", "kata.collector",
         "--course-results", results_path, "--course-code", str(code_dir(package, root)),
+        *(["--exitfirst"] if until_failure else []),
         f"--timeout={timeout:g}", "-q", "--no-header", "--tb=short" if tracebacks else "--tb=no",
         "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning",
     ]

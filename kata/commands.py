@@ -61,7 +61,7 @@ class Course:
 
     def _rebuild(self) -> state.Progress:
         """Progress from the checks: every step that passes is passed; you stand at the first that fails."""
-        reports = checking.run_checks(list(self.steps), "exercises", self.root)
+        reports = checking.run_checks(list(self.steps), "exercises", self.root, until_failure=True)
         passed = [r.step.number for r in reports if r.passed]
         current = next((r.step.number for r in reports if not r.passed), len(self.steps))
         progress = state.Progress(current=current, unlocked=current, passed=passed,
@@ -228,9 +228,11 @@ class Course:
             return 0
         # After the last step: check everything again and send the learner to the first step that fails.
         self.ui.say(t("next_recheck"))
-        reports = checking.run_checks(list(self.steps), "exercises", self.root)
+        reports = checking.run_checks(list(self.steps), "exercises", self.root, until_failure=True)
         p.passed = [r.step.number for r in reports if r.passed]
         failing = next((r for r in reports if not r.passed), None)
+        if failing is not None:  # the run stopped at its first failure: check that step fully, to show it
+            failing = self.check(failing.step, quiet=True)
         if failing is None:
             p.finished = True
             self.save()
