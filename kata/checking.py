@@ -63,7 +63,8 @@ def run_checks(steps: list[Step], package: str = "exercises", root: Path = ROOT,
         "--course-results", results_path, "--course-code", str(code_dir(package, root)),
         *(["--exitfirst"] if until_failure else []),
         f"--timeout={timeout:g}", "-q", "--no-header", "--tb=short" if tracebacks else "--tb=no",
-        "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning",
+        # unraisableexception runs five full garbage collections at the end: most of a second with torch loaded.
+        "-p", "no:cacheprovider", "-p", "no:unraisableexception", "-W", "ignore::DeprecationWarning",
     ]
     # Only the plugins the checks need: others installed beside them (anyio, benchmark...) cost startup time.
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
