@@ -135,7 +135,7 @@ def explain(excinfo, package_dir: Path | None, timeout: float | None = None) -> 
     first = message.splitlines()[0] if message else ""
     summary = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
     if _while_importing(excinfo) and learner:
-        return "import", f"{learner[0]} cannot be imported: {summary} (line {learner[1]})", ""
+        return "import", f"{_step_of(learner[0])}{learner[0]} cannot be imported: {summary} (line {learner[1]})", ""
     if learner:
         return "error", f"{summary} in {where}", ""
     return "error", summary, ""
@@ -167,6 +167,14 @@ def _while_importing(excinfo) -> bool:
             return True
         tb = tb.tb_next
     return False
+
+
+def _step_of(path: str) -> str:
+    """"exercises/step03_embeddings.py" -> "step 3, " (the step a learner's file belongs to), else ""."""
+    stem = Path(path).stem
+    if stem.startswith("step") and stem[4:6].isdigit():
+        return f"step {int(stem[4:6])}, "
+    return ""
 
 
 def _show_path(path: Path) -> str:

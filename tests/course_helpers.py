@@ -17,10 +17,12 @@ def course_env(**extra) -> dict:
     return env
 
 
-def run_course(repo: Path, *args: str, timeout: float = 120, **env) -> subprocess.CompletedProcess:
-    """python course.py ARGS in `repo`, without a terminal (stdin closed, output captured)."""
+def run_course(repo: Path, *args: str, timeout: float = 120, input_text: str | None = None,
+               **env) -> subprocess.CompletedProcess:
+    """python course.py ARGS in `repo`, without a terminal: standard input is `input_text` (or closed)."""
+    stdin = {"input": input_text} if input_text is not None else {"stdin": subprocess.DEVNULL}
     return subprocess.run([sys.executable, "course.py", *args], cwd=repo, env=course_env(**env),
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+                          capture_output=True, text=True, timeout=timeout, **stdin)
 
 
 def spawn_course(repo: Path, *args: str, timeout: float = 60, **env):

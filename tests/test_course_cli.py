@@ -129,7 +129,7 @@ def test_an_import_error_in_an_earlier_step_names_that_step(repo):
     broken = repo / "exercises/step03_embeddings.py"  # step 4 builds on step 3
     broken.write_text("import no_such_module_anywhere\n" + broken.read_text())
     out = run_course(repo, "check", "4")
-    assert "exercises/step03_embeddings.py cannot be imported" in out.stdout, out.stdout
+    assert "step 3, exercises/step03_embeddings.py cannot be imported" in out.stdout, out.stdout
     assert "ModuleNotFoundError" in out.stdout
 
 
