@@ -214,7 +214,8 @@ def _train(args, ui: UI, text: str, source: str, device: str, steps: dict, torch
 
     from .trainview import TrainingView
 
-    view = TrainingView(ui, tconf.epochs, per_epoch)
+    view = TrainingView(tconf.epochs, per_epoch, live=ui.out.is_terminal, write=ui.plain)
+    view.header()
     state = {"best": best, "saved_epoch": None}
 
     def on_event(event: dict) -> None:

@@ -1,13 +1,12 @@
-"""Training progress for a person: a bar that moves inside each epoch, and one line per finished epoch.
+"""Training progress for a person: a table with one row per epoch, and a bar that moves inside each epoch.
 
-It reads the events of step 9's `train(callback=...)`. In a terminal the bar redraws in place ten times a
-second at most; in a log (no terminal) a long epoch reports every quarter instead, so logs stay short.
+It reads the events of step 9's `train(callback=...)`; course.py train and the step 9 demo both show their
+training with it. In a terminal the bar inside an epoch redraws in place, ten times a second at most; in a log
+(no terminal) a long epoch reports every quarter instead, so that logs stay short.
 """
 
 import sys
 import time
-
-from .ui import UI
 
 BAR = 20
 
@@ -18,22 +17,23 @@ def bar(fraction: float, width: int = BAR) -> str:
     return "[" + "#" * filled + "." * (width - filled) + "]"
 
 
-def fmt(value) -> str:
-    return "  -  " if value is None else f"{value:.3f}"
-
-
 class TrainingView:
-    def __init__(self, ui: UI, epochs: int, steps_per_epoch: int):
-        self.ui = ui
+    def __init__(self, epochs: int, steps_per_epoch: int, live: bool = False, write=print):
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
-        self.live = ui.out.is_terminal
+        self.live = live          # a terminal: redraw the step bar in place
+        self.write = write
+        self.width = len(str(epochs))
         self._last_draw = 0.0
         self._quarter = 0
         self._drawn = False
 
+    def header(self) -> None:
+        self.write(f"{'epoch':>{2 * self.width + 3}}  {'progress':<{BAR + 2}}  {'train':>6}  {'val':>6}  "
+                   f"{'ppl':>7}  {'time':>6}")
+
     def update(self, event: dict, note: str = "") -> None:
-        """Show one event of train(); `note` ends an epoch's line (such as "saved")."""
+        """Show one event of train(); `note` ends an epoch's row (such as "saved")."""
         if event["kind"] == "step":
             self._step(event)
         else:
@@ -41,31 +41,32 @@ class TrainingView:
 
     def _step(self, e: dict) -> None:
         fraction = e["step"] / e["steps_per_epoch"]
-        head = f"epoch {e['epoch'] + 1:>{len(str(self.epochs))}}/{self.epochs} {bar(fraction)} " \
-               f"{e['step']}/{e['steps_per_epoch']}  loss {e['loss']:.3f}  {e['elapsed']:.0f} s"
+        line = (f"{e['epoch'] + 1:>{self.width}} / {self.epochs:<{self.width}}  {bar(fraction)}  "
+                f"step {e['step']}/{e['steps_per_epoch']}, loss {e['loss']:.3f}, {e['elapsed']:.0f}s")
         if self.live:
             now = time.monotonic()
-            if now - self._last_draw >= 0.1 or e["step"] == e["steps_per_epoch"]:
-                sys.stdout.write("\r" + head + "\x1b[K")
+            if now - self._last_draw >= 0.1:
+                sys.stdout.write("\r" + line + "\x1b[K")
                 sys.stdout.flush()
                 self._last_draw, self._drawn = now, True
-        elif e["steps_per_epoch"] >= 200:  # a long epoch: say something every quarter
+        elif e["steps_per_epoch"] >= 200:  # a long epoch in a log: a line every quarter
             quarter = int(fraction * 4)
-            if quarter > self._quarter and quarter < 4:
+            if self._quarter < quarter < 4:
                 self._quarter = quarter
-                self.ui.plain(head)
+                self.write(line)
 
     def _epoch(self, e: dict, note: str) -> None:
+        self.close()
         self._quarter = 0
-        if self._drawn:
-            sys.stdout.write("\r\x1b[K")
-            self._drawn = False
-        ppl = "  -  " if e["val_ppl"] is None else f"{e['val_ppl']:.1f}"
-        line = (f"epoch {e['epoch'] + 1:>{len(str(self.epochs))}}/{self.epochs} {bar(1.0)}  "
-                f"train {fmt(e['train_loss'])}  val {fmt(e['val_loss'])}  ppl {ppl}  {e['elapsed']:.1f} s")
-        self.ui.plain(f"{line}  {note}" if note else line)
+        done = e["epoch"] + 1
+        val = "     -" if e["val_loss"] is None else f"{e['val_loss']:6.3f}"
+        ppl = "      -" if e["val_ppl"] is None else f"{e['val_ppl']:7.1f}"
+        row = (f"{done:>{self.width}} / {self.epochs:<{self.width}}  {bar(done / self.epochs)}  "
+               f"{e['train_loss']:6.3f}  {val}  {ppl}  {e['elapsed']:5.1f}s")
+        self.write(f"{row}  {note}" if note else row)
 
     def close(self) -> None:
+        """Wipe a half-drawn step bar, so that what follows starts on a clean line."""
         if self._drawn:
             sys.stdout.write("\r\x1b[K")
             sys.stdout.flush()

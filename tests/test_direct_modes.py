@@ -39,7 +39,8 @@ def test_train_on_the_bundled_corpus_then_chat(repo):
     assert out.returncode == 0, out.stdout + out.stderr
     no_traceback(out)
     assert "the bundled corpus" in out.stdout and "Summary" in out.stdout and "A sample" in out.stdout
-    assert re.search(r"epoch 1/2 \[#+\]\s+train \d+\.\d+\s+val \d+\.\d+\s+ppl \d", out.stdout), out.stdout
+    row = r"(?m)^1 / 2  \[#+\.*\]\s+\d+\.\d{3}\s+\d+\.\d{3}\s+\d+\.\d\s+\d+\.\ds  saved$"
+    assert re.search(row, out.stdout), "one row per epoch: train loss, val loss, perplexity, time\n" + out.stdout
     files = sorted(p.name for p in (repo / "checkpoint").iterdir())
     assert files == ["config.json", "model.pt", "tokenizer.json", "train_state.pt"]
     assert json.loads((repo / "checkpoint/config.json").read_text())["n_embd"] == 16
@@ -59,8 +60,8 @@ def test_resume_continues_from_the_checkpoint(repo):
     assert run_course(repo, "train", text, "--epochs", "1", *TINY).returncode == 0
     out = run_course(repo, "train", text, "--resume", "--epochs", "2", *TINY)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "Resuming checkpoint/ after epoch 1" in out.stdout and "epoch 2/2" in out.stdout
-    assert "epoch 1/2" not in out.stdout, "the epoch already trained is not trained again"
+    assert "Resuming checkpoint/ after epoch 1" in out.stdout and "\n2 / 2  [" in out.stdout
+    assert "\n1 / 2  [" not in out.stdout, "the epoch already trained is not trained again"
     out = run_course(repo, "train", text, "--resume", "--epochs", "2", *TINY)
     assert out.returncode == 2 and "already trained 2 epochs" in out.stderr
 

@@ -1,30 +1,18 @@
 """Step 2 demo: a corpus sentence cut into next-token windows, then the whole corpus served as batches."""
 
-import importlib
-
 import torch
 
-from kata.demos import corpus, load, sample_sentence
+from kata.demos import TOKENIZER_NOTE, corpus, corpus_tokenizer, load, sample_sentence
 
-VOCAB_SIZE = 512   # the direct modes' default (--bpe_vocab_size)
 BLOCK_SIZE = 6     # short windows, so that one fits on a line
 BATCH_BLOCK = 16   # the batch at the end
 BATCH_SIZE = 4
 
 
 def make_tokenizer(text: str):
-    """encode, a token -> printable piece function, and a line saying which tokenizer this is.
-
-    The reference tokenizer of step 1, trained on the corpus; raw UTF-8 bytes when it cannot be loaded.
-    """
-    try:
-        tokenizer = importlib.import_module("solutions.step01_tokenizer").Tokenizer()
-        tokenizer.train(text, VOCAB_SIZE)
-    except (ImportError, AttributeError, NotImplementedError):
-        return (lambda s: list(s.encode("utf-8")), lambda i: bytes([i]),
-                "raw UTF-8 bytes (the tokenizer of step 1 is not available)", 256)
-    return (tokenizer.encode, lambda i: tokenizer.vocab[i],
-            f"the BPE tokenizer of step 1, trained on the corpus to {VOCAB_SIZE} tokens", VOCAB_SIZE)
+    """encode, a token -> its bytes, a line saying which tokenizer this is, and the vocabulary size."""
+    tokenizer = corpus_tokenizer()
+    return tokenizer.encode, lambda i: tokenizer.vocab[i], TOKENIZER_NOTE, tokenizer.vocab_size
 
 
 def show(piece: bytes) -> str:

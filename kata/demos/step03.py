@@ -1,28 +1,15 @@
 """Step 3 live: a corpus sentence turned into vectors, and what an untrained embedding table knows (nothing yet)."""
 
-import importlib
 import math
 
 import torch
 
-from . import corpus, load, sample_sentence
-
-VOCAB_SIZE = 512  # the direct modes' default (--bpe_vocab_size)
-
+from . import TOKENIZER_NOTE, corpus_tokenizer, load, sample_sentence
 
 def tokenizer():
-    """(encode, piece, vocab_size, which): the reference BPE of step 1 trained on the corpus, else raw bytes.
-
-    piece(id) is the token's text, with a space shown as "_" so that it can be seen.
-    """
-    try:
-        bpe = importlib.import_module("solutions.step01_tokenizer").Tokenizer()
-        bpe.train(corpus("en"), VOCAB_SIZE)
-    except (ImportError, AttributeError, NotImplementedError):
-        return (lambda s: list(s.encode("utf-8")), lambda i: _show(bytes([i])), 256,
-                "raw UTF-8 bytes (the tokenizer of step 1 is not available)")
-    return (bpe.encode, lambda i: _show(bpe.vocab[i]), VOCAB_SIZE,
-            f"the BPE tokenizer of step 1, trained on the corpus to {VOCAB_SIZE} tokens")
+    """(encode, piece, vocab_size, which); piece(id) is the token's text, a space shown as "_" to be seen."""
+    bpe = corpus_tokenizer()
+    return bpe.encode, lambda i: _show(bpe.vocab[i]), bpe.vocab_size, TOKENIZER_NOTE
 
 
 def _show(piece: bytes) -> str:

@@ -4,21 +4,14 @@ import math
 
 import torch
 
-from . import corpus, load, sample_sentence
+from . import corpus, corpus_tokenizer, load, sample_sentence
 
-VOCAB_SIZE = 512  # the course's default tokenizer size
+
 
 
 def tokenizer_for(text: str):
-    """The reference tokenizer of step 1 trained on text, or plain bytes (vocabulary 256) if it is missing.
-
-    Returns (vocab_size, encode, token_bytes), where token_bytes(id) is the bytes a token stands for."""
-    try:
-        from solutions.step01_tokenizer import Tokenizer
-    except ImportError:
-        return 256, (lambda s: list(s.encode("utf-8"))), (lambda i: bytes([i]))
-    tok = Tokenizer()
-    tok.train(text, VOCAB_SIZE)
+    """(vocab_size, encode, token_bytes): the reference tokenizer on the corpus; token_bytes(id) is its bytes."""
+    tok = corpus_tokenizer()
     return tok.vocab_size, tok.encode, (lambda i: tok.vocab[i])
 
 

@@ -5,9 +5,8 @@ import time
 
 import torch
 
+from ..trainview import TrainingView
 from . import corpus, load
-
-BAR = 20  # characters in the progress bar
 
 
 def small_model(pkg: str, vocab_size: int = 384, block_size: int = 32):
@@ -26,11 +25,6 @@ def small_model(pkg: str, vocab_size: int = 384, block_size: int = 32):
     return tokenizer, train_data, val_data, training.GPT(config)
 
 
-def bar(done: int, total: int) -> str:
-    filled = round(BAR * done / total)
-    return "[" + "#" * filled + "." * (BAR - filled) + "]"
-
-
 def run(pkg: str) -> None:
     training = load(pkg, "step09_training")
     threads = torch.get_num_threads()
@@ -46,17 +40,10 @@ def run(pkg: str) -> None:
               f"{config.batch_size} x {model.config.block_size} tokens.")
         print(f"A uniform guess would score loss ln({tokenizer.vocab_size}) = {uniform:.2f}, "
               f"perplexity {tokenizer.vocab_size}.\n")
-        print(f"{'epoch':>8}  {'progress':<{BAR + 2}}  {'train':>6}  {'val':>6}  {'ppl':>6}  {'time':>6}")
-
-        def show(event):
-            if event["kind"] != "epoch":
-                return
-            done = event["epoch"] + 1
-            print(f"{done:>3} / {config.epochs:<2}  {bar(done, config.epochs)}  {event['train_loss']:6.3f}  "
-                  f"{event['val_loss']:6.3f}  {event['val_ppl']:6.1f}  {event['elapsed']:5.1f}s")
-
+        view = TrainingView(config.epochs, steps)  # the same display as `course.py train`
+        view.header()
         start = time.perf_counter()
-        history = training.train(model, train_data, val_data, config, callback=show)
+        history = training.train(model, train_data, val_data, config, callback=view.update)
         seconds = time.perf_counter() - start
     finally:
         torch.set_num_threads(threads)
