@@ -80,6 +80,19 @@ def test_reset_restores_the_stub_and_keeps_a_backup(repo):
     assert len(backups) == 1 and backups[0].read_text() == mine
 
 
+def test_reset_all_restores_every_stub_and_starts_over(repo):
+    solve(repo, "step01_tokenizer")
+    solve(repo, "step02_data")
+    (repo / "progress.json").write_text(json.dumps({"version": 1, "current": 3, "unlocked": 3, "passed": [1, 2],
+                                                    "quiz": {}, "hints": {}, "lang": "", "finished": False}))
+    out = run_course(repo, "reset", "--all", "--yes")
+    assert out.returncode == 0 and "Restored 2 stub(s)" in out.stdout, out.stdout + out.stderr
+    for name in ("step01_tokenizer.py", "step02_data.py"):
+        assert (repo / "exercises" / name).read_text() == (repo / "kata/stubs" / name).read_text()
+        assert len(list((repo / "backups").glob(name.replace(".py", ".*.py")))) == 1
+    assert (progress(repo)["current"], progress(repo)["passed"]) == (1, [])
+
+
 def test_reset_asks_at_the_prompt(repo):
     (repo / STEP1).write_text("# mine\n")
     child = spawn_course(repo, "reset", "1")
