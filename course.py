@@ -7,9 +7,7 @@
 The runner behind these commands lives in kata/ (one concept per file); your code lives in exercises/.
 """
 
-import sys
-
-from kata.cli import main
+from kata.cli import exit_now, main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

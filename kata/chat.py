@@ -7,7 +7,7 @@ Settings change with slash commands; without a terminal, each line of standard i
 import argparse
 import sys
 
-from .train import TrainError, load_steps, pick_device
+from .train import TrainError, load_steps, one_thread, pick_device
 from .ui import UI, escape
 
 HELP = """commands:
@@ -136,9 +136,10 @@ def run(args, ui: UI) -> int:
         if settings.seed is not None:
             generator = torch.Generator(device=device).manual_seed(settings.seed)
         try:
-            _stream(ui, tokenizer, generate_tokens(
-                model, idx, settings.length, temperature=settings.temp, top_k=settings.topk or None,
-                top_p=settings.topp if settings.topp < 1 else None, generator=generator), prompt)
+            with one_thread():
+                _stream(ui, tokenizer, generate_tokens(
+                    model, idx, settings.length, temperature=settings.temp, top_k=settings.topk or None,
+                    top_p=settings.topp if settings.topp < 1 else None, generator=generator), prompt)
         except KeyboardInterrupt:  # Ctrl+C stops this answer, not the chat
             ui.say("\n[dim](stopped)[/dim]")
 

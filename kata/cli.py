@@ -1,6 +1,7 @@
 """course.py's command line: parse, pick the language, run one command, turn mistakes into one sentence."""
 
 import argparse
+import os
 import sys
 
 from . import state
@@ -68,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_arguments(command("train", "train a GPT on a text file"))
     chat.add_arguments(command("chat", "talk to the trained model"))
     return parser
+
+
+def exit_now(code: int) -> None:
+    """Leave without the interpreter's clean-up once torch is loaded (most of a second); files are closed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if "torch" in sys.modules:
+        os._exit(code)
+    sys.exit(code)
 
 
 def long_forms(argv: list[str]) -> list[str]:

@@ -209,6 +209,8 @@ class Course:
     def next(self) -> int:
         p = self.progress
         step = self.step(None)
+        if step.number == len(self.steps):
+            return self._finish()
         result = self.check(step)
         if not result.passed:
             report.show(self.ui, result, self.verbose)
@@ -217,32 +219,37 @@ class Course:
             return 1
         if step.number not in p.passed:
             p.passed.append(step.number)
-        if step.number < len(self.steps):
-            p.current = step.number + 1
-            p.unlocked = max(p.unlocked, p.current)
-            self.save()
-            nxt = self.step(None)
-            self.ui.say(f"[green]{escape(t('next_unlocked', n=step.number, m=nxt.number, title=nxt.name(t.lang)))}[/green]")
-            self.ui.say(t("your_file", path=f"exercises/{nxt.module}.py"))
-            self.ui.say(f"[dim]{t('whole_lesson', n=nxt.number)}[/dim]")
-            return 0
-        # After the last step: check everything again and send the learner to the first step that fails.
+        p.current = step.number + 1
+        p.unlocked = max(p.unlocked, p.current)
+        self.save()
+        nxt = self.step(None)
+        self.ui.say(f"[green]{escape(t('next_unlocked', n=step.number, m=nxt.number, title=nxt.name(t.lang)))}[/green]")
+        self.ui.say(t("your_file", path=f"exercises/{nxt.module}.py"))
+        self.ui.say(f"[dim]{t('whole_lesson', n=nxt.number)}[/dim]")
+        return 0
+
+    def _finish(self) -> int:
+        """After the last step: check every step again and send the learner to the first that fails."""
+        p = self.progress
         self.ui.say(t("next_recheck"))
         reports = checking.run_checks(list(self.steps), "exercises", self.root, until_failure=True)
         p.passed = [r.step.number for r in reports if r.passed]
         failing = next((r for r in reports if not r.passed), None)
-        if failing is not None:  # the run stopped at its first failure: check that step fully, to show it
-            failing = self.check(failing.step, quiet=True)
         if failing is None:
             p.finished = True
             self.save()
             self.ui.say(f"[bold green]{t('finished')}[/bold green]")
             return 0
+        failing = self.check(failing.step, quiet=True)  # the run stopped at its first failure: show it all
+        report.show(self.ui, failing, self.verbose)
+        if failing.step.number == p.current:  # the last step itself is not done yet
+            passed, total = failing.counts
+            self.ui.say(f"\n{t('next_not_yet', n=failing.step.number, passed=passed, total=total)}")
+        else:
+            self.ui.say(f"\n{t('next_back_to', n=failing.step.number)}")
         p.current = failing.step.number
         p.finished = False
         self.save()
-        report.show(self.ui, failing, self.verbose)
-        self.ui.say(f"\n{t('next_back_to', n=failing.step.number)}")
         return 1
 
     def goto(self, number: int) -> int:

@@ -11,6 +11,7 @@ import importlib
 import math
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .steps import ROOT
@@ -40,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
     run.add_argument("--seed", type=int, default=1337, help="the same seed gives the same run (default 1337)")
     run.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
+    run.add_argument("--threads", type=int, default=0,
+                     help="CPU threads for training (default: all cores; 1 is faster when other programs are busy)")
     run.add_argument("--checkpoint", default="checkpoint", metavar="DIR",
                      help="where the best model is saved (default checkpoint/)")
     run.add_argument("--resume", action="store_true", help="continue training the checkpoint in --checkpoint")
@@ -65,6 +68,8 @@ def validate(args) -> None:
         raise TrainError(f"--dropout must be at least 0 and below 1, got {args.dropout}")
     if args.paste and args.file:
         raise TrainError("give a file or --paste, not both")
+    if args.threads < 0:
+        raise TrainError(f"--threads must be 0 (all cores) or more, got {args.threads}")
 
 
 def _divisor(n: int) -> int:
@@ -100,6 +105,19 @@ def read_text(path: str | None, paste: bool, ui: UI, lang: str) -> tuple[str, st
     if not text.strip():
         raise TrainError(f"{source} is empty")
     return text, source
+
+
+@contextmanager
+def one_thread():
+    """Generating one token at a time is no faster on several threads, and much slower when a core is busy."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def pick_device(name: str) -> str:
@@ -140,6 +158,8 @@ def run(args, ui: UI, lang: str) -> int:
     import torch
 
     device = pick_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     steps = load_steps(args.mine)
     try:
         return _train(args, ui, text, source, device, steps, torch)
@@ -198,7 +218,11 @@ def _train(args, ui: UI, text: str, source: str, device: str, steps: dict, torch
                          f"tokens, and each part needs at least block_size + 1 = {need}; use a longer text or a "
                          f"smaller --block_size")
     model = model.to(device)
-    tconf = training.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    # Validation reads about the whole held-out text once (at least 2 batches, at most 20): more batches on a
+    # small text would only read the same tokens again.
+    windows = len(val_data) / (args.batch_size * config.block_size)
+    tconf = training.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                 eval_batches=min(20, max(2, math.ceil(windows))))
     # The optimizer is made here rather than inside train(), so that each checkpoint can keep its state.
     optimizer = training.configure_optimizer(model, tconf.lr, tconf.weight_decay)
     if optimizer_state is not None:
@@ -207,8 +231,9 @@ def _train(args, ui: UI, text: str, source: str, device: str, steps: dict, torch
         raise TrainError(f"the checkpoint has already trained {start_epoch} epochs; ask for more with --epochs")
     per_epoch = training.steps_per_epoch(len(train_data), args.batch_size, config.block_size)
     n_params = sum(p.numel() for p in model.parameters())
+    where = f"{device}, {torch.get_num_threads()} thread(s)" if device == "cpu" else device
     ui.say(f"Model: {config.n_layer} layers, {config.n_head} heads, d_model {config.n_embd}, d_ff {config.d_ff}, "
-           f"block {config.block_size}: {n_params:,} parameters, on {device}.")
+           f"block {config.block_size}: {n_params:,} parameters, on {where}.")
     ui.say(f"Training: {tconf.epochs} epochs of {per_epoch} steps (batch {tconf.batch_size}); "
            f"Ctrl+C stops and keeps the best checkpoint.\n")
 
@@ -270,7 +295,8 @@ def _sample(ui: UI, steps: dict, directory: Path, device: str) -> None:
     model, tokenizer, _ = steps["checkpoint"].load_checkpoint(directory, device=device)
     generator = torch.Generator(device=device).manual_seed(0) if device != "mps" else None
     start = torch.tensor([tokenizer.encode("\n")], dtype=torch.long, device=device)
-    out = steps["generation"].generate(model, start, 60, temperature=0.8, top_k=40, generator=generator)
+    with one_thread():
+        out = steps["generation"].generate(model, start, 60, temperature=0.8, top_k=40, generator=generator)
     ui.say("\n[bold]A sample[/bold] (temperature 0.8, top-k 40):")
     ui.plain(tokenizer.decode(out[0, 1:].tolist()).strip())
     ui.say(f"\nTalk to it: python course.py chat --checkpoint {directory}")

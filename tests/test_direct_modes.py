@@ -70,8 +70,8 @@ def test_paste_and_the_long_forms(repo):
     text = small_text(repo)
     out = run_course(repo, "--paste", "--epochs", "1", *TINY, input_text=(repo / text).read_text())
     assert out.returncode == 0 and "the pasted text" in out.stdout, out.stderr
-    out = run_course(repo, "--train", text, "--epochs", "1", *TINY)
-    assert out.returncode == 0 and "small.txt" in out.stdout, out.stderr
+    out = run_course(repo, "--train", "missing.txt", "--epochs", "1", *TINY)
+    assert out.returncode == 2 and "missing.txt: no such file" in out.stderr, "--train FILE is train FILE"
     out = run_course(repo, "--interactive", input_text="/temp 0\nA bus\n")
     assert out.returncode == 0 and "A bus" in out.stdout, out.stderr
 
@@ -89,6 +89,7 @@ def test_paste_and_the_long_forms(repo):
     (None, ["--epochs", "-3"], "--epochs must be at least 1"),
     (None, ["--lr", "-1"], "--lr must be a positive number"),
     (None, ["--device", "tpu"], "--device must be auto, cuda, mps or cpu"),
+    (None, ["--threads", "-2"], "--threads must be 0 (all cores) or more"),
 ])
 def test_bad_training_input_gets_one_sentence(repo, make, args, message):
     files = {"empty": ("empty.txt", b""), "binary": ("binary.bin", bytes(range(256)) * 4),
