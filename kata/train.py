@@ -70,6 +70,8 @@ def validate(args) -> None:
         raise TrainError("give a file or --paste, not both")
     if args.threads < 0:
         raise TrainError(f"--threads must be 0 (all cores) or more, got {args.threads}")
+    if args.device not in ("auto", "cuda", "mps", "cpu"):
+        raise TrainError(f"--device must be auto, cuda, mps or cpu, got {args.device!r}")
 
 
 def _divisor(n: int) -> int:
