@@ -101,7 +101,10 @@ class Course:
             lessons.show_section(self.ui, lessons.first_section(lesson))
             self.ui.say(f"[dim]{t('whole_lesson', n=step.number)}[/dim]\n")
         result = self.check(step)
-        report.show(self.ui, result, self.verbose)
+        if self.verbose:
+            report.show(self.ui, result, self.verbose)
+        else:
+            report.summary(self.ui, result)
         self.ui.say("")
         self.ui.say(t("what_next", path=f"exercises/{step.module}.py", n=step.number))
         return 0

@@ -13,6 +13,9 @@ MESSAGES = {
     "hint_pointer": ("Stuck? A hint: python course.py hint {n}", "Utknąłeś? Podpowiedź: python course.py hint {n}"),
     "verbose_pointer": ("The full tracebacks: python course.py check {n} -v",
                         "Pełne ślady błędów: python course.py check {n} -v"),
+    "first_to_fix": ("First to fix:", "Do poprawienia najpierw:"),
+    "every_check": ("Every check, one line each: python course.py check {n}",
+                    "Wszystkie sprawdziany, po jednej linii: python course.py check {n}"),
     "checking": ("Running the checks of step {n}...", "Uruchamiam sprawdziany kroku {n}..."),
     # where you stand
     "header": ("write-transformer · step {n} of {total}: {title}", "write-transformer · krok {n} z {total}: {title}"),

@@ -40,3 +40,21 @@ def show(ui: UI, report: StepReport, verbose: bool = False, hint_pointer: bool =
 
 def _indent(text: str) -> str:
     return "\n".join("      " + line for line in text.rstrip().splitlines())
+
+
+def summary(ui: UI, report: StepReport) -> None:
+    """Two lines for the start page: how many checks pass, and the first one to work on."""
+    step = report.step
+    if report.problem:
+        ui.say(f"[red]✗[/red] {escape(report.problem)}")
+        return
+    passed, total = report.counts
+    if report.passed:
+        ui.say(f"[green]✓ {t('all_pass', total=total)}[/green]")
+        return
+    ui.say(t("some_pass", passed=passed, total=total))
+    first = report.first_failure()
+    ui.say(f"{t('first_to_fix')} [red]✗[/red] {escape(first.title)} [dim]—[/dim] {escape(first.reason)}")
+    if first.detail:
+        ui.plain(first.detail)
+    ui.say(f"[dim]{t('every_check', n=step.number)}[/dim]")
