@@ -9,6 +9,7 @@ checkpoint safe.
 import argparse
 import importlib
 import math
+import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -261,6 +262,13 @@ def _train(args, ui: UI, text: str, source: str, device: str, steps: dict, torch
     ui.say(f"Training: {tconf.epochs} epochs of {per_epoch} steps (batch {tconf.batch_size}); "
            f"Ctrl+C stops and keeps the best checkpoint.\n")
 
+    # A new run never throws away the model of an earlier one: that moves to checkpoint.previous/ when this run
+    # saves its first epoch (not before: Ctrl+C during the first epoch leaves checkpoint/ as it was).
+    previous = directory.with_name(directory.name + ".previous")
+    keep_earlier = not args.resume and (directory / "model.pt").exists()
+    if keep_earlier:
+        ui.say(f"{directory}/ holds an earlier model: it will be kept as {previous}/.\n")
+
     from .trainview import TrainingView
 
     view = TrainingView(tconf.epochs, per_epoch, live=ui.out.is_terminal, write=ui.plain)
@@ -272,6 +280,10 @@ def _train(args, ui: UI, text: str, source: str, device: str, steps: dict, torch
         if event["kind"] == "epoch":
             val = event["val_loss"]
             if val is not None and val < state["best"]:
+                if keep_earlier and state["saved_epoch"] is None and ckpt.is_checkpoint_folder(directory):
+                    if previous.exists():
+                        shutil.rmtree(previous)
+                    directory.rename(previous)
                 # Only an improvement is saved, atomically: Ctrl+C at any moment leaves the best one whole.
                 ckpt.save_checkpoint(directory, model, tokenizer, extra={
                     "epoch": event["epoch"], "best_val_loss": val, "optimizer": optimizer.state_dict()})

@@ -31,7 +31,8 @@ def small_text(repo) -> str:
 
 def leftovers(repo) -> list[str]:
     """Anything a save could leave half-done beside the checkpoint."""
-    return [p.name for p in repo.iterdir() if p.name.startswith("checkpoint") and p.name != "checkpoint"]
+    kept = ("checkpoint", "checkpoint.previous")
+    return [p.name for p in repo.iterdir() if p.name.startswith("checkpoint") and p.name not in kept]
 
 
 def test_train_on_the_bundled_corpus_then_chat(repo):
@@ -53,6 +54,12 @@ def test_train_on_the_bundled_corpus_then_chat(repo):
     assert len(lines) == 2 and lines[0] == lines[1] and len(lines[0]) > len("The cat"), \
         "at temperature 0 the same prompt gives the same continuation"
     assert "is not a whole number" in chat.stdout
+
+    first = (repo / "checkpoint/model.pt").read_bytes()
+    out = run_course(repo, "train", small_text(repo), "--epochs", "1", *TINY)
+    assert out.returncode == 0 and "it will be kept as checkpoint.previous/" in out.stdout, out.stdout + out.stderr
+    assert (repo / "checkpoint.previous/model.pt").read_bytes() == first, "a new run keeps the earlier model"
+    assert leftovers(repo) == []
 
 
 def test_resume_continues_from_the_checkpoint(repo):
