@@ -5,6 +5,13 @@ import torch
 from . import load
 from .step03 import short_sentence, tokenizer
 
+
+def heatmap_sentence():
+    """(piece, vocab_size, which, sentence, ids): a corpus sentence of up to 12 tokens, one heatmap column each."""
+    encode, piece, vocab_size, which = tokenizer()
+    sentence = short_sentence(encode)
+    return piece, vocab_size, which, sentence, encode(sentence)[:12]
+
 SHADES = " .:-=+*#%@"  # from weight 0 (a space: the masked future) to weight 1
 
 
@@ -27,9 +34,7 @@ def label(text: str, size: int = 10) -> str:
 def run(pkg: str) -> None:
     step = load(pkg, "step04_attention")
     emb_step = load(pkg, "step03_embeddings")
-    encode, piece, vocab_size, which = tokenizer()
-    sentence = short_sentence(encode)
-    ids = encode(sentence)[:12]  # a heatmap column per token: 12 fit the screen
+    piece, vocab_size, which, sentence, ids = heatmap_sentence()
     T = len(ids)
 
     torch.manual_seed(0)

@@ -3,16 +3,13 @@
 import torch
 
 from . import load
-from .step03 import short_sentence, tokenizer
-from .step04 import SHADES, heatmap_rows, label
+from .step04 import SHADES, heatmap_rows, heatmap_sentence, label
 
 
 def run(pkg: str) -> None:
     step = load(pkg, "step05_multihead")
     emb_step = load(pkg, "step03_embeddings")
-    encode, piece, vocab_size, which = tokenizer()
-    sentence = short_sentence(encode)
-    ids = encode(sentence)[:12]  # a heatmap column per token: 12 fit the screen
+    piece, vocab_size, which, sentence, ids = heatmap_sentence()
     T = len(ids)
 
     torch.manual_seed(0)
