@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, EOFError):  # Ctrl+C anywhere, Ctrl+D at a prompt
         ui.say(f"\n{t('interrupted')}")
         return 130
+    except BrokenPipeError:  # the output went to a program that stopped reading (| head): nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _choose_language(course: Course, lang: str | None) -> None:
