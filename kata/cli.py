@@ -1,10 +1,11 @@
 """course.py's command line: parse, pick the language, run one command, turn mistakes into one sentence."""
 
 import argparse
+import difflib
 import os
 import sys
 
-from . import state
+from . import state, steps
 from .commands import Course, CourseError
 from .train import TrainError
 from .i18n import LANGUAGES, system_language, t
@@ -96,7 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     ui = UI()
     parser = build_parser()
-    args = parser.parse_args(long_forms(argv))
+    argv = long_forms(argv)
+    unknown = _unknown_command(argv, parser)
+    if unknown:
+        lang = argv[argv.index("--lang") + 1] if "--lang" in argv[:-1] else None
+        t.lang = lang if lang in LANGUAGES else (_saved_language() or system_language())
+        key, values = unknown
+        ui.error(t(key, **values))
+        return 2
+    args = parser.parse_args(argv)
     course = Course(ui, verbose=getattr(args, "verbose", False))
     try:
         _choose_language(course, getattr(args, "lang", None))
@@ -113,6 +122,32 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the output went to a program that stopped reading (| head): nothing to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def _saved_language() -> str:
+    try:
+        saved = state.load(steps.ROOT)
+    except state.ProgressError:
+        return ""
+    return saved.lang if saved else ""
+
+
+def _unknown_command(argv: list[str], parser: argparse.ArgumentParser) -> tuple | None:
+    """The message for a command that does not exist, naming the nearest one ("chek" -> "check")."""
+    names = [name for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+             for name in action.choices]
+    words = iter(argv)
+    for word in words:
+        if word == "--lang":
+            next(words, None)
+        elif not word.startswith("-"):
+            if word in names:
+                return None
+            close = difflib.get_close_matches(word, names, n=1, cutoff=0.5)
+            if close:
+                return ("no_command_near", {"word": word, "near": close[0]})
+            return ("no_command", {"word": word})
+    return None
 
 
 def _choose_language(course: Course, lang: str | None) -> None:

@@ -101,6 +101,10 @@ MESSAGES = {
     # errors
     "interrupted": ("Stopped.", "Przerwano."),
     "bad_step": ("there is no step {n}: the steps are numbered 1 to {total}", "nie ma kroku {n}: kroki mają numery od 1 do {total}"),
+    "no_command_near": ("there is no command {word!r}; did you mean: python course.py {near}?",
+                        "nie ma polecenia {word!r}; może chodziło o: python course.py {near}?"),
+    "no_command": ("there is no command {word!r}; the commands: python course.py --help",
+                   "nie ma polecenia {word!r}; lista poleceń: python course.py --help"),
     "bad_lang": ("unknown language {lang!r}: choose one of {choices}", "nieznany język {lang!r}: wybierz jeden z {choices}"),
 }
 

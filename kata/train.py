@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .steps import ROOT
-from .ui import UI, escape
+from .ui import UI, count, escape
 
 DEFAULT_CORPUS = {"en": ROOT / "data" / "corpus_en.txt", "pl": ROOT / "data" / "corpus_pl.txt"}
 # The defaults suit a text of a megabyte or more. The bundled corpus has some 13,000 tokens: an epoch is a dozen
@@ -34,9 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", nargs="?", help="a UTF-8 text file (default: the bundled corpus)")
     parser.add_argument("--paste", action="store_true", help="read the text from standard input, ended by Ctrl+D")
     model = parser.add_argument_group("the model")
-    model.add_argument("--d_model", type=int, default=64, help="width of every token's vector (default 64)")
-    model.add_argument("--n_heads", type=int, default=4, help="attention heads per block (default 4)")
-    model.add_argument("--n_layers", type=int, default=4, help="transformer blocks (default 4)")
+    model.add_argument("--d_model", "--n_embd", type=int, default=64, help="width of every token's vector (default 64)")
+    model.add_argument("--n_heads", "--n_head", type=int, default=4, help="attention heads per block (default 4)")
+    model.add_argument("--n_layers", "--n_layer", type=int, default=4, help="transformer blocks (default 4)")
     model.add_argument("--d_ff", type=int, default=256, help="hidden width of the feed-forward network (default 256)")
     model.add_argument("--block_size", type=int, default=None,
                        help="context length in tokens (default 64; 32 on the bundled corpus)")
@@ -232,7 +232,7 @@ def _train(args, ui: UI, text: str, source: str, device: str, steps: dict, torch
         tokenizer, train_data, val_data = ckpt.prepare_data(text, args.bpe_vocab_size, 0.1)
         n_tokens = len(train_data) + len(val_data)
         ui.say(f"Tokenizer: {tokenizer.vocab_size} tokens learned in {time.perf_counter() - t0:.1f} s; "
-               f"{n_tokens:,} tokens in all ({len(text) / max(1, n_tokens):.2f} characters per token).")
+               f"{count(n_tokens, 'token')} in all ({len(text) / max(1, n_tokens):.2f} characters per token).")
         config = steps["config"].GPTConfig(block_size=args.block_size, vocab_size=tokenizer.vocab_size,
                                            n_layer=args.n_layers, n_head=args.n_heads, n_embd=args.d_model,
                                            d_ff=args.d_ff, dropout=args.dropout)
@@ -259,7 +259,7 @@ def _train(args, ui: UI, text: str, source: str, device: str, steps: dict, torch
     where = f"{device}, {torch.get_num_threads()} thread(s)" if device == "cpu" else device
     ui.say(f"Model: {config.n_layer} layers, {config.n_head} heads, d_model {config.n_embd}, d_ff {config.d_ff}, "
            f"block {config.block_size}: {n_params:,} parameters, on {where}.")
-    ui.say(f"Training: {tconf.epochs} epochs of {per_epoch} steps (batch {tconf.batch_size}); "
+    ui.say(f"Training: {count(tconf.epochs, 'epoch')} of {count(per_epoch, 'step')} (batch {tconf.batch_size}); "
            f"Ctrl+C stops and keeps the best checkpoint.\n")
 
     # A new run never throws away the model of an earlier one: that moves to checkpoint.previous/ when this run

@@ -6,7 +6,12 @@ import sys
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["UI", "escape"]
+__all__ = ["UI", "escape", "count"]
+
+
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    """A number with its noun, agreeing: "1 step", "10 steps", "12,707 tokens"."""
+    return f"{n:,} {singular if n == 1 else (plural or singular + 's')}"
 
 
 class UI:

@@ -37,7 +37,8 @@ def run(pkg: str) -> None:
 
     ids = tokenizer.encode(sentence)
     print(f"Sentence: {sentence}")
-    print(f"Your tokenizer, {len(ids)} tokens:")
+    whose = "Your tokenizer" if pkg == "exercises" else "The reference tokenizer"
+    print(f"{whose}, {len(ids)} tokens:")
     print(show_tokens([tokenizer.vocab[i] for i in ids]))
     print(show_ids(ids))
     print(f"  {len(sentence) / len(ids):.2f} characters per token here; "
@@ -58,7 +59,7 @@ def run(pkg: str) -> None:
     gpt2_ids = gpt2.encode(sentence)
     ours = gpt2.tokenizer.encode(sentence)  # the same tokens in our numbering, to look up their bytes
     print()
-    print(f"GPT-2's vocabulary ({gpt2.vocab_size:,} tokens, run by your encode), {len(gpt2_ids)} tokens:")
+    print(f"GPT-2's vocabulary ({gpt2.vocab_size:,} tokens, run by {'your' if pkg == 'exercises' else 'the reference'} encode), {len(gpt2_ids)} tokens:")
     print(show_tokens([gpt2.tokenizer.vocab[i] for i in ours]))
     print(show_ids(gpt2_ids))
     print(f"  {len(sentence) / len(gpt2_ids):.2f} characters per token: "

@@ -6,6 +6,7 @@ import time
 import torch
 
 from ..trainview import TrainingView
+from ..ui import count
 from . import corpus, load
 
 
@@ -36,7 +37,7 @@ def run(pkg: str) -> None:
         uniform = math.log(tokenizer.vocab_size)
         print(f"Training a GPT of {model.num_params():,} parameters on the bundled corpus:")
         print(f"{len(train_data):,} training tokens, {len(val_data):,} for validation, a vocabulary of "
-              f"{tokenizer.vocab_size};\n{config.epochs} epochs of {steps} steps, each a batch of "
+              f"{tokenizer.vocab_size};\n{count(config.epochs, 'epoch')} of {count(steps, 'step')}, each a batch of "
               f"{config.batch_size} x {model.config.block_size} tokens.")
         print(f"A uniform guess would score loss ln({tokenizer.vocab_size}) = {uniform:.2f}, "
               f"perplexity {tokenizer.vocab_size}.\n")

@@ -1,0 +1,47 @@
+"""What the learner reads in the loop: mistyped commands, GPT-2's flag names, counts that agree, whose code runs."""
+
+import json
+
+import pytest
+from course_helpers import run_course
+
+pytestmark = pytest.mark.timeout(180)
+
+TRACEBACK = "Traceback (most recent call last)"
+
+
+@pytest.mark.parametrize("typed, nearest", [("chek", "check"), ("lst", "list"), ("hnit", "hint"),
+                                            ("sollution", "solution")])
+def test_a_mistyped_command_names_the_nearest(repo, typed, nearest):
+    out = run_course(repo, typed, "1")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"did you mean: python course.py {nearest}?" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and TRACEBACK not in out.stderr, "one sentence"
+    assert "invalid choice" not in out.stderr, "not argparse's bare list"
+
+
+def test_an_unknown_command_far_from_any_points_to_help(repo):
+    out = run_course(repo, "xyzzy")
+    assert out.returncode == 2 and "the commands: python course.py --help" in out.stderr, out.stderr
+
+
+def test_a_mistyped_command_in_polish(repo):
+    out = run_course(repo, "--lang", "pl", "chek")
+    assert out.returncode == 2 and "może chodziło o: python course.py check?" in out.stderr, out.stderr
+
+
+def test_gpt2_flag_names_and_counts_that_agree(repo):
+    """--n_embd --n_head --n_layer are GPT-2's names for --d_model --n_heads --n_layers; "1 epoch", not "1 epochs"."""
+    out = run_course(repo, "train", "--n_embd", "16", "--n_head", "2", "--n_layer", "1", "--d_ff", "32",
+                     "--bpe_vocab_size", "280", "--epochs", "1", "--batch_size", "8")
+    assert out.returncode == 0, out.stdout + out.stderr
+    config = json.loads((repo / "checkpoint/config.json").read_text())
+    assert (config["n_embd"], config["n_head"], config["n_layer"]) == (16, 2, 1)
+    assert "Training: 1 epoch of " in out.stdout and "1 epochs" not in out.stdout, out.stdout
+
+
+def test_demo_1_on_the_reference_does_not_say_your_tokenizer(repo):
+    out = run_course(repo, "demo", "1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "The reference tokenizer" in out.stdout and "Your tokenizer" not in out.stdout, out.stdout
+    assert "run by your encode" not in out.stdout
