@@ -7,8 +7,8 @@ Settings change with slash commands; without a terminal, each line of standard i
 import argparse
 import sys
 
-from .train import TrainError, load_steps, one_thread, pick_device
-from .ui import UI, escape
+from .train import TrainError, add_code_choice, learner_code, load_steps, one_thread, pick_device, whose_code
+from .ui import UI, count, escape
 
 HELP = """commands:
   /temp T    temperature: 0 always takes the likeliest token, 1 samples as trained, higher is wilder
@@ -24,7 +24,7 @@ HELP = """commands:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default="checkpoint", metavar="DIR", help="the checkpoint to load (default checkpoint/)")
     parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
-    parser.add_argument("--mine", action="store_true", help="generate with your own code in exercises/")
+    add_code_choice(parser, "generate")
     parser.add_argument("--temp", type=float, default=0.8, help="temperature (default 0.8)")
     parser.add_argument("--topk", type=int, default=40, help="top-k (default 40; 0: off)")
     parser.add_argument("--topp", type=float, default=1.0, help="top-p (default 1: off)")
@@ -98,13 +98,19 @@ def run(args, ui: UI) -> int:
     except ValueError as e:
         raise TrainError(str(e)) from None
     device = pick_device(args.device)
-    steps = load_steps(args.mine)
+    mine = whose_code(args, ui)
+    steps = load_steps(mine)
+    with learner_code(mine):
+        return _talk(args, ui, settings, device, steps, torch)
+
+
+def _talk(args, ui: UI, settings: Settings, device: str, steps: dict, torch) -> int:
     try:
         model, tokenizer, _ = steps["checkpoint"].load_checkpoint(args.checkpoint, device=device)
     except (ValueError, FileNotFoundError) as e:
         raise TrainError(str(e)) from None
     c = model.config
-    ui.say(f"Loaded {escape(str(args.checkpoint))}/: {c.n_layer} layers, {c.n_head} heads, d_model {c.n_embd}, "
+    ui.say(f"Loaded {escape(str(args.checkpoint))}/: {count(c.n_layer, 'layer')}, {count(c.n_head, 'head')}, d_model {c.n_embd}, "
            f"vocabulary {c.vocab_size}, context {c.block_size} tokens.")
     if ui.interactive:
         ui.say("Type the start of a text and the model continues it. /help for settings, /quit or Ctrl+D to leave.")

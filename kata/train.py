@@ -53,7 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--checkpoint", default="checkpoint", metavar="DIR",
                      help="where the best model is saved (default checkpoint/)")
     run.add_argument("--resume", action="store_true", help="continue training the checkpoint in --checkpoint")
-    run.add_argument("--mine", action="store_true", help="train with your own code in exercises/")
+    add_code_choice(run, "train")
+
+
+def add_code_choice(parser, verb: str) -> None:
+    parser.add_argument("--mine", action="store_true",
+                        help=f"{verb} with your own code in exercises/ (the default once every step passes)")
+    parser.add_argument("--reference", action="store_true",
+                        help=f"{verb} with the reference in solutions/ (the default until every step passes)")
 
 
 def fill_defaults(args) -> list[str]:
@@ -160,8 +167,40 @@ def pick_device(name: str) -> str:
     return name
 
 
+def whose_code(args, ui: UI) -> bool:
+    """True to run the learner's exercises/, False for the reference in solutions/; says which on screen, and why.
+
+    --mine and --reference decide; otherwise the learner's code runs once every step it needs (all of them: the
+    checkpoint code of step 11 imports the others) passed its last check, and the reference until then.
+    """
+    from . import state, steps as course_steps
+
+    every = [s.number for s in course_steps.all_steps()]
+    if getattr(args, "reference", False) and args.mine:
+        raise TrainError("give --mine or --reference, not both")
+    if args.mine:
+        ui.say("Using your code in exercises/ (--mine).")
+        return True
+    if getattr(args, "reference", False):
+        ui.say("Using the reference code in solutions/ (--reference).")
+        return False
+    try:
+        progress = state.load(ROOT)
+    except state.ProgressError:
+        progress = None
+    passed = set(progress.passed) if progress else set()
+    missing = [n for n in every if n not in passed]
+    if not missing:
+        ui.say("Using your code in exercises/: every step passes its checks (--reference runs solutions/).")
+        return True
+    shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+    ui.say(f"Using the reference code in solutions/: your step{'s' if len(missing) > 1 else ''} {shown} "
+           f"{'do' if len(missing) > 1 else 'does'} not pass yet (--mine runs yours anyway).")
+    return False
+
+
 def load_steps(mine: bool) -> dict:
-    """The step modules that training uses, from exercises/ (--mine) or solutions/."""
+    """The step modules that training uses, from exercises/ (mine) or solutions/."""
     package = "exercises" if mine else "solutions"
     names = {"data": "step02_data", "config": "step03_embeddings", "gpt": "step08_gpt",
              "training": "step09_training", "generation": "step10_generation", "checkpoint": "step11_own_model"}
@@ -172,6 +211,18 @@ def load_steps(mine: bool) -> dict:
         except Exception as e:  # a learner's file that does not import: name it
             raise TrainError(f"{package}/{module}.py cannot be imported ({type(e).__name__}: {e})") from None
     return modules
+
+
+@contextmanager
+def learner_code(mine: bool):
+    """Turn an unwritten function of the learner's into one sentence that names it."""
+    try:
+        yield
+    except NotImplementedError as e:
+        if not mine:
+            raise
+        raise TrainError(f"{_learner_function(e)} is not written yet: finish that step, or run without --mine "
+                         f"(the reference)") from None
 
 
 def run(args, ui: UI, lang: str) -> int:
@@ -185,12 +236,10 @@ def run(args, ui: UI, lang: str) -> int:
     device = pick_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    steps = load_steps(args.mine)
-    try:
+    mine = whose_code(args, ui)
+    steps = load_steps(mine)
+    with learner_code(mine):
         return _train(args, ui, text, source, device, steps, torch)
-    except NotImplementedError as e:
-        where = _learner_function(e)
-        raise TrainError(f"--mine: {where} is not written yet; finish that step or train without --mine") from None
 
 
 def _learner_function(error: BaseException) -> str:
@@ -257,7 +306,7 @@ def _train(args, ui: UI, text: str, source: str, device: str, steps: dict, torch
     per_epoch = training.steps_per_epoch(len(train_data), args.batch_size, config.block_size)
     n_params = sum(p.numel() for p in model.parameters())
     where = f"{device}, {torch.get_num_threads()} thread(s)" if device == "cpu" else device
-    ui.say(f"Model: {config.n_layer} layers, {config.n_head} heads, d_model {config.n_embd}, d_ff {config.d_ff}, "
+    ui.say(f"Model: {count(config.n_layer, 'layer')}, {count(config.n_head, 'head')}, d_model {config.n_embd}, d_ff {config.d_ff}, "
            f"block {config.block_size}: {n_params:,} parameters, on {where}.")
     ui.say(f"Training: {count(tconf.epochs, 'epoch')} of {count(per_epoch, 'step')} (batch {tconf.batch_size}); "
            f"Ctrl+C stops and keeps the best checkpoint.\n")

@@ -1,6 +1,7 @@
 """What the learner reads in the loop: mistyped commands, GPT-2's flag names, counts that agree, whose code runs."""
 
 import json
+import shutil
 
 import pytest
 from course_helpers import run_course
@@ -45,3 +46,39 @@ def test_demo_1_on_the_reference_does_not_say_your_tokenizer(repo):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "The reference tokenizer" in out.stdout and "Your tokenizer" not in out.stdout, out.stdout
     assert "run by your encode" not in out.stdout
+
+
+TINY = ["--d_model", "16", "--n_heads", "2", "--n_layers", "1", "--d_ff", "32", "--bpe_vocab_size", "280",
+        "--epochs", "1", "--batch_size", "8"]
+
+
+def passed_everything(repo) -> None:
+    """The learner's files are the reference's, and progress says each step passed its last check."""
+    for stub in (repo / "kata/stubs").glob("step*.py"):
+        shutil.copyfile(repo / "solutions" / stub.name, repo / "exercises" / stub.name)
+    n = len(list((repo / "kata/stubs").glob("step*.py")))
+    (repo / "progress.json").write_text(json.dumps(
+        {"version": 1, "current": n, "unlocked": n, "passed": list(range(1, n + 1)), "quiz": {}, "hints": {},
+         "lang": "en", "finished": False}))
+
+
+def test_whose_code_trains_and_talks(repo):
+    """The reference until every step passes, then the learner's own code; said on screen; --mine/--reference."""
+    out = run_course(repo, "train", *TINY)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Using the reference code in solutions/: your steps 1, 2, 3" in out.stdout, out.stdout
+
+    chat = run_course(repo, "chat", "--mine", input_text="The\n")
+    assert chat.returncode == 2 and TRACEBACK not in chat.stdout + chat.stderr, chat.stdout + chat.stderr
+    assert len(chat.stderr.strip().splitlines()) == 1 and "is not written yet" in chat.stderr, chat.stderr
+    assert "exercises/step" in chat.stderr, "the sentence names the file to write"
+
+    passed_everything(repo)
+    out = run_course(repo, "train", *TINY)
+    assert out.returncode == 0 and "Using your code in exercises/: every step passes" in out.stdout, out.stdout
+    chat = run_course(repo, "chat", input_text="The\n")
+    assert chat.returncode == 0 and "Using your code in exercises/" in chat.stdout, chat.stdout + chat.stderr
+    chat = run_course(repo, "chat", "--reference", input_text="The\n")
+    assert chat.returncode == 0 and "Using the reference code in solutions/ (--reference)" in chat.stdout
+    both = run_course(repo, "chat", "--reference", "--mine")
+    assert both.returncode == 2 and "not both" in both.stderr
