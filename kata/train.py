@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .steps import ROOT
+from .threads import choose_threads
 from .ui import UI, count, escape
 
 DEFAULT_CORPUS = {"en": ROOT / "data" / "corpus_en.txt", "pl": ROOT / "data" / "corpus_pl.txt"}
@@ -49,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--seed", type=int, default=1337, help="the same seed gives the same run (default 1337)")
     run.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
     run.add_argument("--threads", type=int, default=0,
-                     help="CPU threads for training (default: all cores; 1 is faster when other programs are busy)")
+                     help="CPU threads for training (default: the fastest in a short probe at the start)")
     run.add_argument("--checkpoint", default="checkpoint", metavar="DIR",
                      help="where the best model is saved (default checkpoint/)")
     run.add_argument("--resume", action="store_true", help="continue training the checkpoint in --checkpoint")
@@ -305,7 +306,14 @@ def _train(args, ui: UI, text: str, source: str, device: str, steps: dict, torch
         raise TrainError(f"the checkpoint has already trained {start_epoch} epochs; ask for more with --epochs")
     per_epoch = training.steps_per_epoch(len(train_data), args.batch_size, config.block_size)
     n_params = sum(p.numel() for p in model.parameters())
-    where = f"{device}, {torch.get_num_threads()} thread(s)" if device == "cpu" else device
+    where = device
+    if device == "cpu":
+        why = "--threads"
+        if not args.threads:
+            probe = steps["data"].get_batch(train_data, config.block_size, args.batch_size,
+                                            generator=torch.Generator().manual_seed(0))
+            _, why = choose_threads(model, probe, torch)
+        where = f"cpu, {count(torch.get_num_threads(), 'thread')}: {why}"
     ui.say(f"Model: {count(config.n_layer, 'layer')}, {count(config.n_head, 'head')}, d_model {config.n_embd}, d_ff {config.d_ff}, "
            f"block {config.block_size}: {n_params:,} parameters, on {where}.")
     ui.say(f"Training: {count(tconf.epochs, 'epoch')} of {count(per_epoch, 'step')} (batch {tconf.batch_size}); "

@@ -34,11 +34,16 @@ def test_a_mistyped_command_in_polish(repo):
 def test_gpt2_flag_names_and_counts_that_agree(repo):
     """--n_embd --n_head --n_layer are GPT-2's names for --d_model --n_heads --n_layers; "1 epoch", not "1 epochs"."""
     out = run_course(repo, "train", "--n_embd", "16", "--n_head", "2", "--n_layer", "1", "--d_ff", "32",
-                     "--bpe_vocab_size", "280", "--epochs", "1", "--batch_size", "8")
+                     "--bpe_vocab_size", "280", "--epochs", "1", "--batch_size", "8", OMP_NUM_THREADS="2")
     assert out.returncode == 0, out.stdout + out.stderr
     config = json.loads((repo / "checkpoint/config.json").read_text())
     assert (config["n_embd"], config["n_head"], config["n_layer"]) == (16, 2, 1)
     assert "Training: 1 epoch of " in out.stdout and "1 epochs" not in out.stdout, out.stdout
+    assert "Model: 1 layer, 2 heads," in out.stdout, out.stdout
+    assert "the fastest of a short probe (ms per step by threads, 1: " in out.stdout, "the threads chosen, said"
+    out = run_course(repo, "train", "--n_embd", "16", "--n_head", "2", "--n_layer", "1", "--d_ff", "32",
+                     "--bpe_vocab_size", "280", "--epochs", "1", "--batch_size", "8", "--threads", "1")
+    assert out.returncode == 0 and "on cpu, 1 thread: --threads" in out.stdout, out.stdout
 
 
 def test_demo_1_on_the_reference_does_not_say_your_tokenizer(repo):
