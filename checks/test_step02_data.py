@@ -282,6 +282,8 @@ def test_batch_starts_cover_every_window_including_the_last(step):
     n, block_size, draws = 8, 3, 1000
     try:
         x, _ = batch(step, text(n), block_size, draws, seed=1)
+    except NotImplementedError:
+        raise
     except Exception as e:  # an out-of-range start usually fails deep inside numpy or torch.stack
         raise AssertionError(
             f"get_batch failed on 8 tokens with block_size 3: does randint draw starts past the last window?\n"
@@ -310,6 +312,8 @@ def test_a_text_of_exactly_one_window_gives_that_window_every_time(step):
     data = text(block_size + 1)
     try:
         x, y = batch(step, data, block_size, 5)
+    except NotImplementedError:
+        raise
     except Exception as e:
         raise AssertionError(
             f"get_batch failed on exactly block_size + 1 = {block_size + 1} tokens: is the upper bound of randint "

@@ -162,6 +162,8 @@ def test_too_long_a_sequence_is_refused_with_a_clear_message(step, length, start
         emb(idx, start)
     except ValueError as error:
         message = str(error)
+    except NotImplementedError:
+        raise
     except Exception as error:
         raise AssertionError(
             f"{where} raised {type(error).__name__}, not ValueError\n"

@@ -60,6 +60,9 @@ def test_every_check_fails_on_the_stub(step):
     assert not passing, f"step {step.number}: these checks do not fail on the stub: {passing}"
     untold = [r.name for r in results if not r.reason]
     assert not untold, f"step {step.number}: these checks fail without saying why: {untold}"
+    # An untouched stub is told only what to write: a diagnosis of a mistake nobody made yet misleads.
+    guessed = [f"{r.name}: {r.reason}" for r in results if not r.reason.startswith("write `")]
+    assert not guessed, f"step {step.number}: on the untouched stub these checks name a cause: {guessed[:3]}"
 
 
 @pytest.mark.parametrize("step", READY, ids=lambda s: f"step{s.number:02d}")
