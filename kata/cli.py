@@ -15,7 +15,7 @@ COMMANDS = """commands:
   (none)            where you stand: the current step, its file, its lesson and how its checks stand
   list, status      every step: passed, current or locked, with quiz results
   lesson [N]        the explanation of step N (default: the current step)
-  check [N]         run step N's checks on your code, one line per check
+  check [N]         run step N's checks on your code: what fails and why (--all: every check)
   watch [N]         run the checks again whenever you save a file under exercises/ (q quits)
   hint [N]          the next hint for the first failing check
   demo [N]          the step's live demo (your code once the step passes)
@@ -52,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     command("list", "every step and where you stand", aliases=["status"])
     for name, help_text in [("lesson", "the lesson of a step"), ("check", "run a step's checks"),
                             ("hint", "the next hint"), ("demo", "the live demo"), ("watch", "re-run checks on save")]:
-        command(name, help_text).add_argument("n", nargs="?", type=_step_number, metavar="N")
+        p = command(name, help_text)
+        p.add_argument("n", nargs="?", type=_step_number, metavar="N")
+        if name in ("check", "watch"):
+            p.add_argument("--all", action="store_true", dest="all_checks",
+                           help="every check on its own line, the passing ones too")
     q = command("quiz", "a step's quiz")
     q.add_argument("n", nargs="?", type=_step_number, metavar="N")
     q.add_argument("--answers", metavar="2,1,3", help="answer without a terminal: one number per question")
@@ -107,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = parser.parse_args(argv)
     course = Course(ui, verbose=getattr(args, "verbose", False))
+    course.everything = getattr(args, "all_checks", False)
     try:
         _choose_language(course, getattr(args, "lang", None))
         return _dispatch(course, args, parser)

@@ -7,6 +7,7 @@ The course's own tests use `Collector` in-process. Turning an exception into wor
 
 import json
 import os
+import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,11 +35,38 @@ class CheckResult:
         return self.name.split("[")[0]
 
 
-def title_of(name: str) -> str:
-    """test_merge_replaces_every_occurrence[aaa] -> "merge replaces every occurrence [aaa]"."""
-    base, _, params = name.partition("[")
+def title_of(name: str, params: dict | None = None) -> str:
+    """test_merge_replaces_every_occurrence[aaa] -> "merge replaces every occurrence [aaa]".
+
+    Where pytest made the case's id up (`[ids1-512--1]`), the case is named by its parameters instead:
+    "as token array refuses ids outside the vocabulary (ids: 3 values, vocab_size 512, bad -1)".
+    """
+    base, _, ids = name.partition("[")
     words = base.removeprefix("test_").replace("_", " ")
-    return f"{words} [{params}" if params else words
+    if not ids:
+        return words
+    if params and _made_up(ids.rstrip("]"), params):
+        named = [_in_words(key, value) for key, value in params.items()]
+        named = [n for n in named if n]
+        if named:
+            return f"{words} ({', '.join(named)})"
+    return f"{words} [{ids}"
+
+
+def _made_up(ids: str, params: dict) -> bool:
+    """pytest's own ids are a parameter's name and a number (ids1) where the value has no short form."""
+    return any(re.fullmatch(rf"{re.escape(key)}\d+", part) for part in ids.split("-") for key in params)
+
+
+def _in_words(key: str, value) -> str:
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        shown = repr(value) if isinstance(value, str) else str(value)
+        return f"{key} {shown}" if len(shown) <= 24 else f"{key}: {len(value)} characters" if isinstance(
+            value, str) else f"{key} {shown[:24]}"
+    if isinstance(value, (list, tuple)):
+        return f"{key} {list(value)}" if len(str(list(value))) <= 24 else f"{key}: {len(value)} values"
+    shape = getattr(value, "shape", None)
+    return f"{key} of shape {tuple(shape)}" if shape is not None else ""
 
 
 class Collector:
@@ -59,7 +87,8 @@ class Collector:
         report = outcome.get_result()
         result = self._phases.get(item.nodeid)
         if result is None:
-            result = self._phases[item.nodeid] = CheckResult(item.nodeid, item.name, title_of(item.name), "passed")
+            result = self._phases[item.nodeid] = CheckResult(item.nodeid, item.name, title_of(
+                item.name, getattr(getattr(item, "callspec", None), "params", None)), "passed")
         result.seconds += report.duration
         if report.skipped and result.outcome == "passed":
             result.outcome = "skipped"

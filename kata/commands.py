@@ -1,6 +1,7 @@
 """The learning commands of course.py: where you stand, lessons, checks, hints, demos, quizzes, moving on."""
 
 import filecmp
+import itertools
 import shutil
 import time
 from datetime import datetime
@@ -21,11 +22,15 @@ class CourseError(Exception):
         self.code = code
 
 
+BACKUPS = "backups"  # the folder, in the repository root, where reset keeps the learner's files
+
+
 class Course:
     def __init__(self, ui: UI, root: Path = steps.ROOT, verbose: bool = False):
         self.ui = ui
         self.root = root
         self.verbose = verbose
+        self.everything = False  # --all: every check on its own line, passes too
         self.steps = steps.all_steps()
         self._progress: state.Progress | None = None
 
@@ -62,10 +67,11 @@ class Course:
     def _rebuild(self) -> state.Progress:
         """Progress from the checks: every step that passes is passed; you stand at the first that fails."""
         reports = checking.run_checks(list(self.steps), "exercises", self.root, until_failure=True)
-        passed = [r.step.number for r in reports if r.passed]
         current = next((r.step.number for r in reports if not r.passed), len(self.steps))
-        progress = state.Progress(current=current, unlocked=current, passed=passed,
-                                  finished=len(passed) == len(self.steps))
+        progress = state.Progress(current=current, unlocked=current)
+        _record_until_failure(progress, reports)
+        if all(r.passed for r in reports):
+            progress.finish()
         state.save(self.root, progress)
         return progress
 
@@ -80,9 +86,13 @@ class Course:
         return self.steps[number - 1]
 
     def check(self, step: steps.Step, quiet: bool = False) -> StepReport:
+        """Run the checks of one step and record their outcome: passed, or no longer passed."""
         if not quiet and self.ui.interactive:
             self.ui.say(f"[dim]{t('checking', n=step.number)}[/dim]")
-        return checking.run_checks([step], "exercises", self.root, tracebacks=self.verbose)[0]
+        result = checking.run_checks([step], "exercises", self.root, tracebacks=self.verbose)[0]
+        if self.progress.record(step.number, result.passed):
+            self.save()
+        return result
 
     # -- commands -----------------------------------------------------------------------------------------
 
@@ -102,7 +112,7 @@ class Course:
             self.ui.say(f"[dim]{t('whole_lesson', n=step.number)}[/dim]\n")
         result = self.check(step)
         if self.verbose:
-            report.show(self.ui, result, self.verbose)
+            report.show(self.ui, result, self.verbose, everything=self.everything)
         else:
             report.summary(self.ui, result)
         self.ui.say("")
@@ -141,7 +151,7 @@ class Course:
     def check_command(self, number: int | None) -> int:
         step = self.step(number)
         result = self.check(step)
-        report.show(self.ui, result, self.verbose)
+        report.show(self.ui, result, self.verbose, everything=self.everything)
         return 0 if result.passed else 1
 
     def hint(self, number: int | None) -> int:
@@ -216,14 +226,11 @@ class Course:
             return self._finish()
         result = self.check(step)
         if not result.passed:
-            report.show(self.ui, result, self.verbose)
+            report.show(self.ui, result, self.verbose, everything=self.everything)
             passed, total = result.counts
             self.ui.say(f"\n{t('next_not_yet', n=step.number, passed=passed, total=total)}")
             return 1
-        if step.number not in p.passed:
-            p.passed.append(step.number)
-        p.current = step.number + 1
-        p.unlocked = max(p.unlocked, p.current)
+        p.advance(step.number)
         self.save()
         nxt = self.step(None)
         self.ui.say(f"[green]{escape(t('next_unlocked', n=step.number, m=nxt.number, title=nxt.name(t.lang)))}[/green]")
@@ -236,22 +243,21 @@ class Course:
         p = self.progress
         self.ui.say(t("next_recheck"))
         reports = checking.run_checks(list(self.steps), "exercises", self.root, until_failure=True)
-        p.passed = [r.step.number for r in reports if r.passed]
+        _record_until_failure(p, reports)
         failing = next((r for r in reports if not r.passed), None)
         if failing is None:
-            p.finished = True
+            p.finish()
             self.save()
             self.ui.say(f"[bold green]{t('finished')}[/bold green]")
             return 0
         failing = self.check(failing.step, quiet=True)  # the run stopped at its first failure: show it all
-        report.show(self.ui, failing, self.verbose)
+        report.show(self.ui, failing, self.verbose, everything=self.everything)
         if failing.step.number == p.current:  # the last step itself is not done yet
             passed, total = failing.counts
             self.ui.say(f"\n{t('next_not_yet', n=failing.step.number, passed=passed, total=total)}")
         else:
             self.ui.say(f"\n{t('next_back_to', n=failing.step.number)}")
-        p.current = failing.step.number
-        p.finished = False
+        p.go_to(failing.step.number)
         self.save()
         return 1
 
@@ -259,8 +265,7 @@ class Course:
         step = self.step(number)
         if step.number > self.progress.unlocked:
             raise CourseError(t("goto_locked", n=step.number, unlocked=self.progress.unlocked), 1)
-        self.progress.current = step.number
-        self.progress.finished = False
+        self.progress.go_to(step.number)
         self.save()
         self.ui.say(t("goto_done", n=step.number, title=escape(step.name(t.lang))))
         self.ui.say(t("your_file", path=f"exercises/{step.module}.py"))
@@ -282,25 +287,27 @@ class Course:
         if not everything and not changed:
             self.ui.say(t("reset_unchanged", path=f"exercises/{targets[0].module}.py"))
             return 0
+        folder = self.root / BACKUPS
+        if folder.exists() and not folder.is_dir():
+            raise CourseError(_backups_not_a_folder(), 1)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        backups = {s.number: self.root / "backups" / f"{s.module}.{stamp}.py" for s in changed}
         if everything:
             question = t("reset_all_confirm")
         else:
             s = changed[0]
             question = t("reset_confirm", path=f"exercises/{s.module}.py",
-                         backup=backups[s.number].relative_to(self.root).as_posix())
+                         backup=next(_backup_names(folder, s.module, stamp)).relative_to(self.root).as_posix())
         if not yes:
             if not self.ui.interactive:
                 raise CourseError(t("reset_needs_yes"))
             if not self.ui.confirm(question):
                 self.ui.say(t("reset_cancelled"))
                 return 1
+        backups = {}
         for s in changed:
             target = s.exercise(self.root)
-            if target.exists():
-                backups[s.number].parent.mkdir(exist_ok=True)
-                shutil.copy2(target, backups[s.number])  # the backup exists before the file is replaced
+            if target.exists():  # the backup exists before the file is replaced
+                backups[s.number] = _keep_backup(target, folder, s.module, stamp)
             tmp = target.with_suffix(".py.tmp")
             shutil.copyfile(s.stub(self.root), tmp)
             tmp.replace(target)
@@ -311,10 +318,12 @@ class Course:
             self.ui.say(t("reset_all_done", count=len(changed)))
         else:
             s = changed[0]
-            p.passed = [n for n in p.passed if n != s.number]
-            p.finished = False
+            p.record(s.number, False)
             self.save()
-            self.ui.say(t("reset_done", n=s.number, backup=backups[s.number].relative_to(self.root).as_posix()))
+            if s.number in backups:
+                self.ui.say(t("reset_done", n=s.number, backup=backups[s.number].relative_to(self.root).as_posix()))
+            else:  # there was no file to keep
+                self.ui.say(t("reset_all_done", count=1))
         return 0
 
     def watch(self, number: int | None) -> int:
@@ -328,7 +337,7 @@ class Course:
                 self.ui.clear()
                 self.ui.say(f"[dim]{time.strftime('%H:%M:%S')}[/dim]")
                 result = self.check(step, quiet=True)
-                report.show(self.ui, result, self.verbose)
+                report.show(self.ui, result, self.verbose, everything=self.everything)
                 if result.passed:
                     self.ui.say(f"\n[green]{t('watch_passed', n=step.number)}[/green]")
                 if self.ui.interactive:
@@ -336,3 +345,54 @@ class Course:
                 before = wait_for_change(folder, before, keys)
                 if before is None:
                     return 0
+
+
+def _record_until_failure(progress: state.Progress, reports: list[StepReport]) -> None:
+    """Record a run that stopped at its first failure: the steps after that one did not run, so they keep
+    the outcome of their own last check."""
+    for r in reports:
+        progress.record(r.step.number, r.passed)
+        if not r.passed:
+            break
+
+
+def _backups_not_a_folder() -> str:
+    if t.lang == "pl":
+        return (f"{BACKUPS} jest plikiem, a nie folderem, więc nie ma gdzie zachować twojego pliku: "
+                f"przenieś lub zmień nazwę pliku {BACKUPS} i spróbuj ponownie (nic nie zostało zmienione).")
+    return (f"{BACKUPS} is a file, not a folder, so there is nowhere to keep your file: move or rename "
+            f"{BACKUPS} and reset again (nothing was changed).")
+
+
+def _backup_names(folder: Path, module: str, stamp: str):
+    """Free names for a backup: module.STAMP.py, then module.STAMP-2.py, module.STAMP-3.py..."""
+    for i in itertools.count(1):
+        path = folder / (f"{module}.{stamp}.py" if i == 1 else f"{module}.{stamp}-{i}.py")
+        if not path.exists():
+            yield path
+
+
+def _keep_backup(source: Path, folder: Path, module: str, stamp: str) -> Path:
+    """Copy `source` into a new file in `folder` and return it; an existing backup is never overwritten: each
+    name is created with an exclusive open, so a name taken meanwhile (another reset) moves on to the next."""
+    try:
+        folder.mkdir(exist_ok=True)
+        for path in _backup_names(folder, module, stamp):
+            with open(source, "rb") as src:
+                try:
+                    out = open(path, "xb")
+                except FileExistsError:
+                    continue
+                try:
+                    with out:
+                        shutil.copyfileobj(src, out)
+                    shutil.copystat(source, path)
+                except BaseException:
+                    path.unlink(missing_ok=True)
+                    raise
+            return path
+    except FileExistsError:  # backups was made a file since we looked
+        raise CourseError(_backups_not_a_folder(), 1) from None
+    except OSError as e:
+        raise CourseError(f"your file could not be kept in {BACKUPS}/ ({e}), so it was left as it is", 1) from None
+    raise AssertionError("there is always a next free name")

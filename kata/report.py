@@ -8,15 +8,41 @@ MARKS = {"passed": "[green]✓[/green]", "failed": "[red]✗[/red]", "skipped": 
          "not run": "[yellow]?[/yellow]"}
 
 
-def show(ui: UI, report: StepReport, verbose: bool = False, hint_pointer: bool = True) -> None:
+SHOWN_IN_FULL = 4  # failing checks shown with their reason before the rest are counted (--all shows them)
+
+
+def show(ui: UI, report: StepReport, verbose: bool = False, hint_pointer: bool = True,
+         everything: bool = False) -> None:
+    """The step's results on one screen: passes counted, checks waiting for an unwritten function grouped
+    under it, the first few other failures in full. `everything` (--all, and -v) lists every check."""
     step = report.step
     ui.say(f"[bold]{t('step_n', n=step.number)} · {escape(step.name(t.lang))}[/bold] · "
            f"exercises/{step.module}.py")
     if report.problem:
         ui.say(f"  [red]✗[/red] {escape(report.problem)}")
         return
-    shown_details = set()
+    everything = everything or verbose
+    passed, total = report.counts
+    if not everything and 0 < passed < total:
+        ui.say(f"  [green]✓[/green] {t('n_pass', passed=passed)}")
+    shown_details: set[str] = set()
+    unwritten: dict[str, int] = {}
+    hidden = 0
+    in_full = 0
     for r in report.results:
+        if not everything:
+            if r.outcome == "passed":
+                continue
+            if r.kind == "todo" and r.reason:
+                if r.reason not in unwritten:
+                    unwritten[r.reason] = 0
+                    ui.say(f"  {MARKS['failed']} {escape(r.reason)} [dim]({t('waiting')})[/dim]")
+                unwritten[r.reason] += 1
+                continue
+            if in_full >= SHOWN_IN_FULL:
+                hidden += 1
+                continue
+            in_full += 1
         line = f"  {MARKS[r.outcome]} {escape(r.title)}"
         if r.outcome != "passed" and r.reason:
             line += f" [dim]—[/dim] {escape(r.reason)}"
@@ -27,7 +53,8 @@ def show(ui: UI, report: StepReport, verbose: bool = False, hint_pointer: bool =
             ui.plain(r.detail)
         if verbose and r.traceback:
             ui.plain(_indent(r.traceback))
-    passed, total = report.counts
+    if hidden:
+        ui.say(f"  [dim]{t('more_fail', hidden=hidden, n=step.number)}[/dim]")
     if report.passed:
         ui.say(f"  [green]{t('all_pass', total=total)}[/green]")
     else:

@@ -19,11 +19,41 @@ FILENAME = "progress.json"
 class Progress:
     current: int = 1                                   # the step you are working on
     unlocked: int = 1                                  # the furthest step you may go to
-    passed: list[int] = field(default_factory=list)    # steps whose checks passed when you moved on
+    passed: list[int] = field(default_factory=list)    # steps whose checks passed the last time they ran
     quiz: dict[str, dict] = field(default_factory=dict)    # "4" -> {"score": 3, "total": 5}
     hints: dict[str, dict] = field(default_factory=dict)   # "4" -> {"test_attention_is_causal": 2}
     lang: str = ""                                     # chosen with --lang; "" follows the system's locale
     finished: bool = False                             # every step passed at the end of the course
+
+    def record(self, step: int, passed: bool) -> bool:
+        """The outcome of the latest run of `step`'s checks; True when that changes the progress."""
+        before = (sorted(set(self.passed)), self.finished)
+        if passed:
+            if step not in self.passed:
+                self.passed.append(step)
+        else:
+            self.passed = [n for n in self.passed if n != step]
+            self.finished = False
+        self.passed.sort()
+        return (self.passed, self.finished) != before
+
+    def advance(self, step: int) -> None:
+        """`step` passes: stand at the one after it, which is unlocked from now on."""
+        self.record(step, True)
+        self.current = step + 1
+        self.unlocked = max(self.unlocked, self.current)
+        self.finished = False
+
+    def go_to(self, step: int) -> None:
+        """Stand at `step` (an unlocked one), to work on it again."""
+        if not 1 <= step <= self.unlocked:
+            raise ValueError(f"step {step} is not unlocked (unlocked: 1 to {self.unlocked})")
+        self.current = step
+        self.finished = False
+
+    def finish(self) -> None:
+        """Every step passed its checks at the end of the course."""
+        self.finished = True
 
     def hints_seen(self, step: int, check: str) -> int:
         return self.hints.get(str(step), {}).get(check, 0)

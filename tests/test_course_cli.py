@@ -28,14 +28,24 @@ def test_a_fresh_clone_starts_at_step_1(repo):
     assert progress(repo)["current"] == 1
 
 
-def test_check_on_the_stub_says_what_to_write_one_line_per_check(repo):
+def test_check_on_the_stub_says_what_to_write_on_one_screen(repo):
     out = run_course(repo, "check", "1")
     assert out.returncode == 1
+    assert len(out.stdout.splitlines()) <= 20, "the result fits an 80x24 screen\n" + out.stdout
     lines = [line for line in out.stdout.splitlines() if line.lstrip().startswith(("✓", "✗"))]
-    assert len(lines) >= 10 and all(line.lstrip().startswith("✗") for line in lines)
-    assert all(" — " in line for line in lines), "every failed check says why on its own line"
+    assert lines and all(line.lstrip().startswith("✗ write `") for line in lines), out.stdout
+    assert len(lines) == len(set(lines)), "one line per function to write, not one per check"
     assert "python course.py hint 1" in out.stdout
     assert TRACEBACK not in out.stdout + out.stderr
+
+    every = run_course(repo, "check", "1", "--all")
+    lines = [line for line in every.stdout.splitlines() if line.lstrip().startswith(("✓", "✗"))]
+    assert len(lines) >= 10 and all(" — " in line for line in lines), "--all: every check, why on its own line"
+
+
+def test_check_names_generated_cases_in_words(repo):
+    out = run_course(repo, "check", "2", "--all")
+    assert "[ids1-512" not in out.stdout and "(ids [-1, 4], vocab_size 512, bad -1)" in out.stdout, out.stdout
 
 
 def test_verbose_check_shows_the_tracebacks(repo):
