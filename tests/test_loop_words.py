@@ -2,9 +2,11 @@
 
 import json
 import shutil
+import sys
+import time
 
 import pytest
-from course_helpers import run_course
+from course_helpers import course_env, run_course
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -87,3 +89,19 @@ def test_whose_code_trains_and_talks(repo):
     assert chat.returncode == 0 and "Using the reference code in solutions/ (--reference)" in chat.stdout
     both = run_course(repo, "chat", "--reference", "--mine")
     assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_a_long_lesson_opens_in_a_pager_with_its_formatting(repo):
+    if shutil.which("less") is None:
+        pytest.skip("no less on this machine: the lesson prints as it is")
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(sys.executable, ["course.py", "lesson", "1"], cwd=str(repo), encoding="utf-8",
+                          timeout=30, dimensions=(24, 80), env=course_env(TERM="xterm", PAGER="less", COLUMNS="80", LINES="24"))
+    child.expect(r"\x1b\[[0-9;]*m")  # formatting reaches the pager: less -R lets the colours through
+    child.expect(r":\x1b\[K")  # less's prompt at the foot of its first screen
+    time.sleep(0.5)
+    assert child.isalive(), "the lesson waits in the pager instead of scrolling past"
+    child.send("q")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
