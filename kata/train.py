@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .steps import ROOT
+from . import recipe
 from .threads import choose_threads
 from .ui import UI, count, escape
 
@@ -23,8 +24,6 @@ DEFAULT_CORPUS = {"en": ROOT / "data" / "corpus_en.txt", "pl": ROOT / "data" / "
 # The defaults suit a text of a megabyte or more. The bundled corpus has some 13,000 tokens: an epoch is a dozen
 # steps, and 30 of them at 3e-4 leave a loss of 4.4. A larger learning rate on shorter windows reaches 3.2 in the
 # same 8 seconds, and sentences start to show. Used only on the bundled corpus, and only where not given.
-DEFAULTS = {"lr": 3e-4, "block_size": 64}
-BUNDLED_CORPUS_DEFAULTS = {"lr": 3e-3, "block_size": 32}
 
 
 class TrainError(Exception):
@@ -40,13 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--n_layers", "--n_layer", type=int, default=4, help="transformer blocks (default 4)")
     model.add_argument("--d_ff", type=int, default=256, help="hidden width of the feed-forward network (default 256)")
     model.add_argument("--block_size", type=int, default=None,
-                       help="context length in tokens (default 64; 32 on the bundled corpus)")
+                       help="context length in tokens (default: sized from the text, 16 to 64)")
     model.add_argument("--dropout", type=float, default=0.0, help="dropout probability while training (default 0)")
     model.add_argument("--bpe_vocab_size", type=int, default=512, help="tokens in the BPE vocabulary (default 512)")
     run = parser.add_argument_group("training")
-    run.add_argument("--epochs", type=int, default=30, help="passes over the training tokens (default 30)")
-    run.add_argument("--batch_size", type=int, default=16, help="windows per step (default 16)")
-    run.add_argument("--lr", type=float, default=None, help="peak learning rate (default 3e-4; 3e-3 on the bundled corpus)")
+    run.add_argument("--epochs", type=int, default=None,
+                     help="passes over the training tokens (default: sized from the text, 300 to 3,000 steps)")
+    run.add_argument("--batch_size", type=int, default=None, help="windows per step (default: 16, fewer on a short text)")
+    run.add_argument("--lr", type=float, default=None,
+                     help="peak learning rate (default: 3e-3 up to 128 wide, smaller for wider models)")
     run.add_argument("--seed", type=int, default=1337, help="the same seed gives the same run (default 1337)")
     run.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
     run.add_argument("--threads", type=int, default=0,
@@ -64,33 +65,20 @@ def add_code_choice(parser, verb: str) -> None:
                         help=f"{verb} with the reference in solutions/ (the default until every step passes)")
 
 
-def fill_defaults(args) -> list[str]:
-    """Put the defaults into the settings not given; return the names that took the bundled corpus's value."""
-    bundled = args.file is None and not args.paste
-    table = BUNDLED_CORPUS_DEFAULTS if bundled else DEFAULTS
-    chosen = []
-    for name, value in table.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-            if bundled:
-                chosen.append(f"--{name} {value:g}")
-    return chosen
-
-
 def validate(args) -> None:
     """Refuse impossible settings before any work is done, in one sentence each."""
     positive = {"--epochs": args.epochs, "--d_model": args.d_model, "--n_heads": args.n_heads,
                 "--n_layers": args.n_layers, "--d_ff": args.d_ff, "--block_size": args.block_size,
                 "--batch_size": args.batch_size}
     for flag, value in positive.items():
-        if value < 1:
+        if value is not None and value < 1:
             raise TrainError(f"{flag} must be at least 1, got {value}")
     if args.d_model % args.n_heads:
         raise TrainError(f"--d_model {args.d_model} is not divisible by --n_heads {args.n_heads}: "
                          f"each head gets an equal slice of the vector (try --n_heads {_divisor(args.d_model)})")
     if args.bpe_vocab_size < 256:
         raise TrainError(f"--bpe_vocab_size must be at least 256 (one token per byte), got {args.bpe_vocab_size}")
-    if not (args.lr > 0 and math.isfinite(args.lr)):
+    if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)):
         raise TrainError(f"--lr must be a positive number, got {args.lr}")
     if not 0 <= args.dropout < 1:
         raise TrainError(f"--dropout must be at least 0 and below 1, got {args.dropout}")
@@ -227,11 +215,8 @@ def learner_code(mine: bool):
 
 
 def run(args, ui: UI, lang: str) -> int:
-    chosen = fill_defaults(args)
     validate(args)
     text, source = read_text(args.file, args.paste, ui, lang)
-    if chosen:
-        ui.say(f"The bundled corpus is short: training it with {' and '.join(chosen)} (set them to choose).")
     import torch
 
     device = pick_device(args.device)
@@ -275,6 +260,7 @@ def _train(args, ui: UI, text: str, source: str, device: str, steps: dict, torch
         ids = data.as_token_array(tokenizer.encode(text), tokenizer.vocab_size)
         train_data, val_data = data.train_val_split(ids, 0.1)
         config = model.config
+        _settings(ui, args, train_data, block=config.block_size)
         model.train()
     else:
         ui.say(f"Reading {escape(source)}: {len(text):,} characters.")
@@ -283,6 +269,7 @@ def _train(args, ui: UI, text: str, source: str, device: str, steps: dict, torch
         n_tokens = len(train_data) + len(val_data)
         ui.say(f"Tokenizer: {tokenizer.vocab_size} tokens learned in {time.perf_counter() - t0:.1f} s; "
                f"{count(n_tokens, 'token')} in all ({len(text) / max(1, n_tokens):.2f} characters per token).")
+        _settings(ui, args, train_data)
         config = steps["config"].GPTConfig(block_size=args.block_size, vocab_size=tokenizer.vocab_size,
                                            n_layer=args.n_layers, n_head=args.n_heads, n_embd=args.d_model,
                                            d_ff=args.d_ff, dropout=args.dropout)
@@ -320,9 +307,11 @@ def _train(args, ui: UI, text: str, source: str, device: str, steps: dict, torch
            f"Ctrl+C stops and keeps the best checkpoint.\n")
 
     # A new run never throws away the model of an earlier one: that moves to checkpoint.previous/ when this run
-    # saves its first epoch (not before: Ctrl+C during the first epoch leaves checkpoint/ as it was).
+    # saves its first epoch (not before: Ctrl+C during the first epoch leaves checkpoint/ as it was). Only a
+    # folder the course provably wrote (is_checkpoint_folder) is ever replaced: anything else stops the run here.
     previous = directory.with_name(directory.name + ".previous")
     keep_earlier = not args.resume and (directory / "model.pt").exists()
+    _check_folders(ckpt, directory, previous, keep_earlier)
     if keep_earlier:
         ui.say(f"{directory}/ holds an earlier model: it will be kept as {previous}/.\n")
 
@@ -330,20 +319,25 @@ def _train(args, ui: UI, text: str, source: str, device: str, steps: dict, torch
 
     view = TrainingView(tconf.epochs, per_epoch, live=ui.out.is_terminal, write=ui.plain)
     view.header()
-    state = {"best": best, "saved_epoch": None}
+    state = {"best": best, "saved_epoch": None, "moved": False}
 
     def on_event(event: dict) -> None:
         note = ""
         if event["kind"] == "epoch":
             val = event["val_loss"]
             if val is not None and val < state["best"]:
-                if keep_earlier and state["saved_epoch"] is None and ckpt.is_checkpoint_folder(directory):
-                    if previous.exists():
-                        shutil.rmtree(previous)
-                    directory.rename(previous)
-                # Only an improvement is saved, atomically: Ctrl+C at any moment leaves the best one whole.
-                ckpt.save_checkpoint(directory, model, tokenizer, extra={
-                    "epoch": event["epoch"], "best_val_loss": val, "optimizer": optimizer.state_dict()})
+                # Only an improvement is saved, atomically: Ctrl+C at any moment leaves the best one whole. The
+                # new checkpoint is written in full first; the earlier one steps aside to previous/ only then,
+                # right before the new one is renamed in (Ctrl+C between the two renames: see below).
+                with ckpt.atomic_directory(directory) as folder:
+                    ckpt.write_checkpoint(folder, model, tokenizer, extra={
+                        "epoch": event["epoch"], "best_val_loss": val, "optimizer": optimizer.state_dict()})
+                    if keep_earlier and state["saved_epoch"] is None and directory.exists():
+                        _check_folders(ckpt, directory, previous, keep_earlier)
+                        if previous.exists():
+                            shutil.rmtree(previous)
+                        directory.rename(previous)
+                        state["moved"] = True
                 state["best"], state["saved_epoch"] = val, event["epoch"]
                 note = "saved"
         view.update(event, note)
@@ -353,6 +347,8 @@ def _train(args, ui: UI, text: str, source: str, device: str, steps: dict, torch
                                  start_epoch=start_epoch, optimizer=optimizer)
     except KeyboardInterrupt:
         view.close()
+        if state["moved"] and state["saved_epoch"] is None and not directory.exists():
+            previous.rename(directory)  # stopped between the two renames: the earlier model goes back
         kept = (f"the best checkpoint (epoch {state['saved_epoch'] + 1}, validation loss {state['best']:.3f}) "
                 f"is in {directory}/" if state["saved_epoch"] is not None else
                 (f"{directory}/ still holds the checkpoint it had" if (directory / "model.pt").exists()
@@ -366,6 +362,30 @@ def _train(args, ui: UI, text: str, source: str, device: str, steps: dict, torch
     _summary(ui, history, state, directory, elapsed, tokens_seen)
     _sample(ui, steps, directory, device)
     return 0
+
+
+def _settings(ui: UI, args, train_data, block: int | None = None) -> None:
+    """The settings not given as flags, sized from the text (kata/recipe.py), said with why."""
+    if recipe.too_short(len(train_data)):
+        raise TrainError(f"the text is too short to learn from: {count(len(train_data), 'training token')}, and a "
+                         f"model needs at least {recipe.MIN_TRAIN_TOKENS:,} (about 1 KB of text); give it a few "
+                         f"pages, or train on the bundled corpus: python course.py train")
+    told = recipe.fill(args, len(train_data), block)
+    if told:
+        ui.say(f"Settings sized for {count(len(train_data), 'training token')}: {', '.join(told)}; "
+               f"a flag sets any of them.")
+
+
+def _check_folders(ckpt, directory: Path, previous: Path, keep_earlier: bool) -> None:
+    """TrainError, before anything is written, for a folder in the way that the course did not write."""
+    old = directory.with_name(directory.name + ".old")
+    if directory.exists() and not ckpt.is_checkpoint_folder(directory):
+        raise TrainError(f"{directory}/ holds files that are not a checkpoint's, so it is left as it is: move it "
+                         f"away, or save elsewhere with --checkpoint")
+    for folder in ([previous] if keep_earlier else []) + ([old] if directory.exists() else []):
+        if (folder.exists() or folder.is_symlink()) and not ckpt.is_checkpoint_folder(folder):
+            raise TrainError(f"{folder}/ holds files that the course did not write, so it is left as it is: move "
+                             f"it away (or rename it) and train again")
 
 
 def _summary(ui: UI, history: list[dict], state: dict, directory: Path, elapsed: float, tokens_seen: int) -> None:

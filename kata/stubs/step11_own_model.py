@@ -157,42 +157,78 @@ def check_weights_fit(config: GPTConfig, state_dict: dict, path: Path) -> None:
 @contextmanager
 def atomic_directory(directory):
     """Yield a new empty folder beside `directory`; when the block ends without an error, it replaces
-    `directory` in two renames. On an error (Ctrl+C included) it is deleted and `directory` is untouched."""
+    `directory` in two renames. On an error (Ctrl+C included) it is deleted and `directory` is untouched.
+
+    The new folder, .NAME.<random hex>.tmp, holds a marker file (MARKER_FILE) until it takes its place, so
+    that a save killed while writing leaves a folder provably the course's own. Nothing is ever deleted that
+    is_checkpoint_folder does not accept: a user's folder that happens to be called NAME.old or .NAME.x.tmp
+    is left as it is (ValueError where it stands in the way)."""
     path = Path(directory)
     recover_interrupted_save(path)
     if path.exists() and not is_checkpoint_folder(path):
         raise ValueError(f"{path} exists and is not a checkpoint folder: choose another place to save")
+    old = path.with_name(path.name + ".old")
+    if path.exists() and (old.exists() or old.is_symlink()):
+        raise ValueError(f"{old} was left as it is because it holds files that are not a checkpoint's: move it "
+                         f"away so that {path} can be replaced")
     for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)  # left by a save that was killed while writing
+        if is_checkpoint_folder(stale):  # left by a save that was killed while writing
+            shutil.rmtree(stale, ignore_errors=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     folder = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     folder.mkdir()  # unlike tempfile.mkdtemp, with the user's usual permissions
+    (folder / MARKER_FILE).write_text(MARKER_TEXT, encoding="utf-8")
     try:
         yield folder
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)  # made by this very call: ours
         raise
-    old = path.with_name(path.name + ".old")
-    if path.exists():
+    (folder / MARKER_FILE).unlink()  # a checkpoint holds its own files only; config.json says what wrote it
+    moved = path.exists()
+    if moved:
         path.rename(old)  # 1. the previous checkpoint steps aside...
     folder.rename(path)  # 2. ...the new one takes its place (a rename is all or nothing)...
-    shutil.rmtree(old, ignore_errors=True)  # 3. ...and only then is the previous one deleted
+    if moved and is_checkpoint_folder(old):
+        shutil.rmtree(old, ignore_errors=True)  # 3. ...and only then is the previous one deleted
 
 
 def recover_interrupted_save(path: Path) -> None:
     """Finish what a save interrupted between its renames left: `path.old` without `path` is the previous
-    checkpoint, put back; `path.old` beside `path` is one whose deletion was missed."""
+    checkpoint, put back; `path.old` beside a checkpoint `path` is one whose deletion was missed. A `path.old`
+    that is_checkpoint_folder does not accept is someone else's: it is left as it is."""
     old = path.with_name(path.name + ".old")
-    if old.is_dir():
-        if path.exists():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            old.rename(path)
+    if not is_checkpoint_folder(old):
+        return
+    if not path.exists() and not path.is_symlink():
+        old.rename(path)
+    elif is_checkpoint_folder(path):
+        shutil.rmtree(old, ignore_errors=True)
+
+
+MARKER_FILE = ".write-transformer-checkpoint"
+MARKER_TEXT = "A folder written by write-transformer's save_checkpoint.\n"
+LITTER = {".DS_Store", "desktop.ini", "Thumbs.db"}  # what file browsers leave in a folder they show
 
 
 def is_checkpoint_folder(path: Path) -> bool:
-    """A folder holding only a checkpoint's files (so replacing it loses nothing else). Hidden files that
-    file browsers leave behind (.DS_Store, say) and desktop.ini or Thumbs.db do not count."""
-    ours = {MODEL_FILE, CONFIG_FILE, TOKENIZER_FILE, STATE_FILE, "desktop.ini", "Thumbs.db"}
-    return path.is_dir() and all(child.name in ours or (child.name.startswith(".") and child.is_file())
-                                 for child in path.iterdir())
+    """A folder that is provably the course's own, so that replacing or deleting it loses nothing else: a
+    real folder (not a link) of plain files, each one a checkpoint's (model.pt, config.json, tokenizer.json,
+    train_state.pt, the marker) or left by a file browser (.DS_Store, desktop.ini, Thumbs.db), and holding
+    the marker, or a config.json whose "format" is CHECKPOINT_FORMAT (every checkpoint, older ones included),
+    or nothing at all. One unknown file, or a subfolder, and it is not."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_dir():
+        return False
+    ours = {MODEL_FILE, CONFIG_FILE, TOKENIZER_FILE, STATE_FILE, MARKER_FILE} | LITTER
+    children = list(path.iterdir())
+    if any(child.name not in ours or child.is_symlink() or not child.is_file() for child in children):
+        return False
+    if not any(child.name not in LITTER for child in children):
+        return True  # empty, but for a file browser's litter
+    try:
+        if (path / MARKER_FILE).is_file():
+            return (path / MARKER_FILE).read_text(encoding="utf-8") == MARKER_TEXT
+        data = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("format") == CHECKPOINT_FORMAT
