@@ -336,8 +336,8 @@ def _train(args, ui: UI, text: str, source: str, device: str, steps: dict, torch
                         _check_folders(ckpt, directory, previous, keep_earlier)
                         if previous.exists():
                             shutil.rmtree(previous)
+                        state["moved"] = True  # set first: Ctrl+C may land right after the rename
                         directory.rename(previous)
-                        state["moved"] = True
                 state["best"], state["saved_epoch"] = val, event["epoch"]
                 note = "saved"
         view.update(event, note)
@@ -347,7 +347,7 @@ def _train(args, ui: UI, text: str, source: str, device: str, steps: dict, torch
                                  start_epoch=start_epoch, optimizer=optimizer)
     except KeyboardInterrupt:
         view.close()
-        if state["moved"] and state["saved_epoch"] is None and not directory.exists():
+        if state["moved"] and state["saved_epoch"] is None and not directory.exists() and previous.is_dir():
             previous.rename(directory)  # stopped between the two renames: the earlier model goes back
         kept = (f"the best checkpoint (epoch {state['saved_epoch'] + 1}, validation loss {state['best']:.3f}) "
                 f"is in {directory}/" if state["saved_epoch"] is not None else

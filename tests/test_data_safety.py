@@ -119,3 +119,26 @@ def test_a_users_checkpoint_previous_survives_a_new_run(repo):
     out = run_course(repo, "train", text, *TINY, "--seed", "7")
     assert out.returncode == 0, out.stdout + out.stderr
     assert (repo / "checkpoint.previous/model.pt").read_bytes() == second, "a previous/ of the course's is replaced"
+
+
+def test_stopping_between_the_renames_keeps_checkpoint_in_place(tokenizer, tmp_path, monkeypatch, capsys):
+    """Ctrl+C right after checkpoint/ moved to checkpoint.previous/: the earlier model goes back."""
+    path = tmp_path / "checkpoint"
+    save(path, tokenizer)
+    first = (path / "model.pt").read_bytes()
+    (tmp_path / "small.txt").write_text(TEXT * 20)
+    real = type(path).rename
+
+    def rename(self, target):
+        real(self, target)
+        if str(target).endswith("checkpoint.previous"):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(path), "rename", rename)
+    from kata.cli import main
+
+    code = main(["train", str(tmp_path / "small.txt"), "--checkpoint", str(path), "--reference", *TINY])
+    monkeypatch.undo()
+    assert code == 130
+    assert (path / "model.pt").read_bytes() == first, "checkpoint/ must hold the last good model"
+    assert "still holds the checkpoint it had" in capsys.readouterr().out
