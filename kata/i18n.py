@@ -14,7 +14,7 @@ MESSAGES = {
     "verbose_pointer": ("The full tracebacks: python course.py check {n} -v",
                         "Pełne ślady błędów: python course.py check {n} -v"),
     "n_pass": ("{passed} checks pass.", "Przechodzące sprawdziany: {passed}."),
-    "waiting": ("the checks that need it wait", "czekają na to sprawdziany, które tego potrzebują"),
+    "waiting": ("checks waiting for it: {count}", "czekające na to sprawdziany: {count}"),
     "more_fail": ("... and {hidden} more failing checks: python course.py check {n} --all",
                   "... i jeszcze {hidden} niezaliczonych sprawdzianów: python course.py check {n} --all"),
     "first_to_fix": ("First to fix:", "Do poprawienia najpierw:"),

@@ -35,9 +35,8 @@ def show(ui: UI, report: StepReport, verbose: bool = False, hint_pointer: bool =
                 continue
             if r.kind == "todo" and r.reason:
                 if r.reason not in unwritten:
-                    unwritten[r.reason] = 0
-                    ui.say(f"  {MARKS['failed']} {escape(r.reason)} [dim]({t('waiting')})[/dim]")
-                unwritten[r.reason] += 1
+                    unwritten[r.reason] = sum(1 for o in report.results if o.kind == "todo" and o.reason == r.reason)
+                    ui.say(f"  {MARKS['failed']} {escape(r.reason)} [dim]({t('waiting', count=unwritten[r.reason])})[/dim]")
                 continue
             if in_full >= SHOWN_IN_FULL:
                 hidden += 1

@@ -21,9 +21,6 @@ from .threads import choose_threads
 from .ui import UI, count, escape
 
 DEFAULT_CORPUS = {"en": ROOT / "data" / "corpus_en.txt", "pl": ROOT / "data" / "corpus_pl.txt"}
-# The defaults suit a text of a megabyte or more. The bundled corpus has some 13,000 tokens: an epoch is a dozen
-# steps, and 30 of them at 3e-4 leave a loss of 4.4. A larger learning rate on shorter windows reaches 3.2 in the
-# same 8 seconds, and sentences start to show. Used only on the bundled corpus, and only where not given.
 
 
 class TrainError(Exception):
