@@ -7,7 +7,7 @@ import sys
 
 from . import state, steps
 from .commands import Course, CourseError
-from .train import TrainError
+from .errors import UserError
 from .i18n import LANGUAGES, system_language, t
 from .ui import UI
 
@@ -115,12 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _choose_language(course, getattr(args, "lang", None))
         return _dispatch(course, args, parser)
-    except CourseError as e:
+    except UserError as e:
         ui.error(str(e))
         return e.code
-    except TrainError as e:
-        ui.error(str(e))
-        return 2
     except (KeyboardInterrupt, EOFError):  # Ctrl+C anywhere, Ctrl+D at a prompt
         ui.say(f"\n{t('interrupted')}")
         return 130

@@ -9,17 +9,13 @@ from pathlib import Path
 
 from . import checking, lessons, quiz, report, state, steps
 from .checking import StepReport
+from .errors import UserError
 from .i18n import t
 from .ui import UI, escape
 from .watch import Keys, snapshot, wait_for_change
 
 
-class CourseError(Exception):
-    """A mistake in how the course was called: one sentence for the learner, and an exit code."""
-
-    def __init__(self, message: str, code: int = 2):
-        super().__init__(message)
-        self.code = code
+CourseError = UserError  # the name the learning commands use
 
 
 BACKUPS = "backups"  # the folder, in the repository root, where reset keeps the learner's files

@@ -15,6 +15,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import UserError
 from .steps import ROOT
 from . import recipe
 from .threads import choose_threads
@@ -23,8 +24,7 @@ from .ui import UI, count, escape
 DEFAULT_CORPUS = {"en": ROOT / "data" / "corpus_en.txt", "pl": ROOT / "data" / "corpus_pl.txt"}
 
 
-class TrainError(Exception):
-    """Bad input for the direct modes: one sentence for the person, exit code 2."""
+TrainError = UserError  # the name the direct modes use: bad input, one sentence, exit code 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
