@@ -67,5 +67,7 @@ def pytest_ignore_collect(collection_path, config):
 @pytest.fixture(scope="module")
 def step(request):
     """The module under test, named after the check file: test_step04_attention.py -> step04_attention."""
-    name = Path(request.module.__file__).stem.removeprefix("test_")
+    from kata.steps import module_of_check_file
+
+    name = module_of_check_file(request.module.__file__)
     return importlib.import_module(f"{implementation_package(request.config)}.{name}")

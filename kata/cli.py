@@ -4,6 +4,8 @@ import argparse
 import difflib
 import os
 import sys
+from dataclasses import dataclass
+from typing import Callable
 
 from . import state, steps
 from .commands import Course, CourseError
@@ -11,29 +13,117 @@ from .errors import UserError
 from .i18n import LANGUAGES, system_language, t
 from .ui import UI
 
-COMMANDS = """commands:
-  (none)            where you stand: the current step, its file, its lesson and how its checks stand
-  list, status      every step: passed, current or locked, with quiz results
-  lesson [N]        the explanation of step N (default: the current step)
-  check [N]         run step N's checks on your code: what fails and why (--all: every check)
-  watch [N]         run the checks again whenever you save a file under exercises/ (q quits)
-  hint [N]          the next hint for the first failing check
-  demo [N]          the step's live demo (your code once the step passes)
-  quiz [N]          a few questions on step N (--answers 2,1,3 where there is no terminal)
-  next              move on once the current step's checks pass
-  goto N            go back (or forward) to any step already unlocked
-  solution N        the reference for step N, once yours passes (--peek: before, with a warning)
-  reset N | --all   restore the original stub, keeping a backup of your file in backups/
-  train [FILE]      train a GPT on a text file (or --paste); see: python course.py train --help
-  chat              talk to the model you trained; see: python course.py chat --help
-"""
+@dataclass(frozen=True)
+class Command:
+    """One command of course.py: the parser, the help text and the dispatch all read this table."""
+
+    usage: str                      # how it is called, as the help shows it: "check [N]"
+    summary: str                    # one line for the help
+    run: Callable                   # (course, args) -> exit code
+    arguments: Callable = lambda parser: None
+    aliases: tuple = ()
+
+    @property
+    def name(self) -> str:
+        return self.usage.split()[0]
 
 
 def _step_number(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a step is a number from 1 to 11, not {text!r}") from None
+        raise argparse.ArgumentTypeError(f"a step is a number from 1 to {len(steps.all_steps())}, not {text!r}") from None
+
+
+def _optional_step(parser) -> None:
+    parser.add_argument("n", nargs="?", type=_step_number, metavar="N")
+
+
+def _checks_arguments(parser) -> None:
+    _optional_step(parser)
+    parser.add_argument("--all", action="store_true", dest="all_checks",
+                        help="every check on its own line, the passing ones too")
+
+
+def _quiz_arguments(parser) -> None:
+    _optional_step(parser)
+    parser.add_argument("--answers", metavar="2,1,3", help="answer without a terminal: one number per question")
+
+
+def _solution_arguments(parser) -> None:
+    parser.add_argument("n", type=_step_number, metavar="N")
+    parser.add_argument("--peek", action="store_true", help="show it before your step passes")
+
+
+def _reset_arguments(parser) -> None:
+    _optional_step(parser)
+    parser.add_argument("--all", action="store_true", dest="everything", help="every step, and start over")
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _reset(course: Course, args) -> int:
+    if args.n is None and not args.everything:
+        raise UserError("reset needs a step number, or --all")
+    return course.reset(args.n, args.everything, args.yes)
+
+
+def _train_arguments(parser) -> None:
+    from . import train
+
+    train.add_arguments(parser)
+
+
+def _chat_arguments(parser) -> None:
+    from . import chat
+
+    chat.add_arguments(parser)
+
+
+def _train(course: Course, args) -> int:
+    from . import train
+
+    return train.run(args, course.ui, t.lang)
+
+
+def _chat(course: Course, args) -> int:
+    from . import chat
+
+    return chat.run(args, course.ui)
+
+
+TABLE = (
+    Command("list", "every step: passed, current or locked, with quiz results", lambda c, a: c.list(),
+            aliases=("status",)),
+    Command("lesson [N]", "the explanation of step N (default: the current step)", lambda c, a: c.lesson(a.n),
+            _optional_step),
+    Command("check [N]", "run step N's checks on your code: what fails and why (--all: every check)",
+            lambda c, a: c.check_command(a.n), _checks_arguments),
+    Command("watch [N]", "run the checks again whenever you save a file under exercises/ (q quits)",
+            lambda c, a: c.watch(a.n), _checks_arguments),
+    Command("hint [N]", "the next hint for the first failing check", lambda c, a: c.hint(a.n), _optional_step),
+    Command("demo [N]", "the step's live demo (your code once the step passes)", lambda c, a: c.demo(a.n),
+            _optional_step),
+    Command("quiz [N]", "a few questions on step N (--answers 2,1,3 where there is no terminal)",
+            lambda c, a: c.quiz(a.n, a.answers), _quiz_arguments),
+    Command("next", "move on once the current step's checks pass", lambda c, a: c.next()),
+    Command("goto N", "go back (or forward) to any step already unlocked", lambda c, a: c.goto(a.n),
+            lambda p: p.add_argument("n", type=_step_number, metavar="N")),
+    Command("solution N", "the reference for step N, once yours passes (--peek: before, with a warning)",
+            lambda c, a: c.solution(a.n, a.peek), _solution_arguments),
+    Command("reset N | --all", "restore the original stub, keeping a backup of your file in backups/", _reset,
+            _reset_arguments),
+    Command("train [FILE]", "train a GPT on a text file (or --paste); see: python course.py train --help", _train,
+            _train_arguments),
+    Command("chat", "talk to the model you trained; see: python course.py chat --help", _chat, _chat_arguments),
+)
+
+
+def help_text() -> str:
+    """The list of commands under --help, made from the table."""
+    rows = [("(none)", "the course's home: the current step, its lesson and how its checks stand")]
+    rows += [(c.usage + (f", {', '.join(c.aliases)}" if c.aliases else ""), c.summary) for c in TABLE]
+    width = max(len(usage) for usage, _ in rows) + 2
+    return "commands:\n" + "".join(f"  {usage:<{width}}{summary}\n" for usage, summary in rows)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,36 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show whole tracebacks of failing checks")
     parser = argparse.ArgumentParser(
         prog="course.py", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="write-transformer: build GPT from scratch in 11 test-first steps.", epilog=COMMANDS)
+        description=f"write-transformer: build GPT from scratch in {len(steps.all_steps())} test-first steps.",
+        epilog=help_text())
     sub = parser.add_subparsers(dest="command", metavar="command")
-
-    def command(name, help_text, aliases=()):
-        return sub.add_parser(name, parents=[common], help=help_text, aliases=list(aliases))
-
-    command("list", "every step and where you stand", aliases=["status"])
-    for name, help_text in [("lesson", "the lesson of a step"), ("check", "run a step's checks"),
-                            ("hint", "the next hint"), ("demo", "the live demo"), ("watch", "re-run checks on save")]:
-        p = command(name, help_text)
-        p.add_argument("n", nargs="?", type=_step_number, metavar="N")
-        if name in ("check", "watch"):
-            p.add_argument("--all", action="store_true", dest="all_checks",
-                           help="every check on its own line, the passing ones too")
-    q = command("quiz", "a step's quiz")
-    q.add_argument("n", nargs="?", type=_step_number, metavar="N")
-    q.add_argument("--answers", metavar="2,1,3", help="answer without a terminal: one number per question")
-    command("next", "move on once the current step passes")
-    command("goto", "go to an unlocked step").add_argument("n", type=_step_number, metavar="N")
-    s = command("solution", "the reference for a step")
-    s.add_argument("n", type=_step_number, metavar="N")
-    s.add_argument("--peek", action="store_true", help="show it before your step passes")
-    r = command("reset", "restore a step's stub")
-    r.add_argument("n", nargs="?", type=_step_number, metavar="N")
-    r.add_argument("--all", action="store_true", dest="everything", help="every step, and start over")
-    r.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    from . import chat, train
-
-    train.add_arguments(command("train", "train a GPT on a text file"))
-    chat.add_arguments(command("chat", "talk to the trained model"))
+    for c in TABLE:
+        c.arguments(sub.add_parser(c.name, parents=[common], help=c.summary, aliases=list(c.aliases)))
     return parser
 
 
@@ -167,40 +232,11 @@ def _choose_language(course: Course, lang: str | None) -> None:
 
 
 def _dispatch(course: Course, args, parser) -> int:
-    match args.command:
-        case None:
-            return course.overview()
-        case "list" | "status":
-            return course.list()
-        case "lesson":
-            return course.lesson(args.n)
-        case "check":
-            return course.check_command(args.n)
-        case "hint":
-            return course.hint(args.n)
-        case "demo":
-            return course.demo(args.n)
-        case "watch":
-            return course.watch(args.n)
-        case "quiz":
-            return course.quiz(args.n, args.answers)
-        case "next":
-            return course.next()
-        case "goto":
-            return course.goto(args.n)
-        case "solution":
-            return course.solution(args.n, args.peek)
-        case "train":
-            from . import train
+    if args.command is None:
+        if course.ui.interactive:
+            from . import home
 
-            return train.run(args, course.ui, t.lang)
-        case "chat":
-            from . import chat
-
-            return chat.run(args, course.ui)
-        case "reset":
-            if args.n is None and not args.everything:
-                raise CourseError("reset needs a step number, or --all")
-            return course.reset(args.n, args.everything, args.yes)
-    parser.error(f"unknown command {args.command!r}")
-    return 2
+            return home.run(course)
+        return course.overview()
+    by_name = {name: c for c in TABLE for name in (c.name, *c.aliases)}
+    return by_name[args.command].run(course, args)

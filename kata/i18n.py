@@ -14,7 +14,7 @@ MESSAGES = {
     "verbose_pointer": ("The full tracebacks: python course.py check {n} -v",
                         "Pełne ślady błędów: python course.py check {n} -v"),
     "n_pass": ("{passed} checks pass.", "Przechodzące sprawdziany: {passed}."),
-    "waiting": ("checks waiting for it: {count}", "czekające na to sprawdziany: {count}"),
+    "waiting": ("checks waiting: {count}", "czekające sprawdziany: {count}"),
     "more_fail": ("... and {hidden} more failing checks: python course.py check {n} --all",
                   "... i jeszcze {hidden} niezaliczonych sprawdzianów: python course.py check {n} --all"),
     "first_to_fix": ("First to fix:", "Do poprawienia najpierw:"),
@@ -36,6 +36,18 @@ MESSAGES = {
                          "Brak pliku postępów (progress.json): odtworzono go ze sprawdzianów."),
     "progress_corrupt": ("Your progress file was unreadable ({why}): rebuilt it from your checks.",
                          "Pliku postępów nie dało się odczytać ({why}): odtworzono go ze sprawdzianów."),
+    "progress_set_aside": ("The unreadable progress file is kept as {name}.",
+                           "Nieczytelny plik postępów zachowano jako {name}."),
+    "progress_unsaved": ("your progress cannot be saved: {why}", "nie da się zapisać postępów: {why}"),
+    "progress_unsaved_warning": ("Your progress cannot be saved ({why}): carrying on, but nothing this command "
+                                 "records will be kept.",
+                                 "Nie da się zapisać postępów ({why}): działam dalej, ale nic, co to polecenie "
+                                 "zapisze, nie zostanie zachowane."),
+    "unsaved_folder": ("{name} is a folder, not a file, and is left as it is: move or rename it",
+                       "{name} jest folderem, a nie plikiem, i zostaje bez zmian: przenieś go lub zmień mu nazwę"),
+    "unsaved_denied": ("{path} cannot be written ({why}): allow writing there, or work in a copy of the course "
+                       "that you own",
+                       "nie można zapisać {path} ({why}): zezwól na zapis albo pracuj na własnej kopii kursu"),
     # list
     "list_title": ("The course", "Kurs"),
     "state_passed": ("passed", "zaliczony"),
@@ -75,6 +87,11 @@ MESSAGES = {
     "reset_cancelled": ("Nothing changed.", "Nic nie zmieniono."),
     "reset_all_confirm": ("Restore the stubs of all steps and start the course again? Your files will be kept in backups/.",
                           "Przywrócić szablony wszystkich kroków i zacząć kurs od nowa? Twoje pliki zostaną zachowane w backups/."),
+    "backup_failed": ("your file could not be kept in {folder}/ ({why}), so nothing was changed",
+                      "nie udało się zachować twojego pliku w {folder}/ ({why}), więc nic nie zmieniono"),
+    "restore_failed": ("{path} could not be replaced with its stub ({why}){kept}",
+                       "nie udało się zastąpić {path} szablonem ({why}){kept}"),
+    "restore_kept": ("; your file is also kept in {backup}", "; twój plik jest też zachowany w {backup}"),
     "reset_all_done": ("Restored {count} stub(s); the course starts again at step 1.",
                        "Przywrócono szablony: {count}; kurs zaczyna się od kroku 1."),
     # demos, quizzes, lessons
@@ -102,6 +119,15 @@ MESSAGES = {
                           "Obserwuję exercises/: sprawdziany kroku {n} uruchomią się przy każdym zapisie. Ctrl+C kończy."),
     "watch_waiting": ("Waiting for you to save a file... (q quits)", "Czekam na zapis pliku... (q kończy)"),
     "watch_passed": ("Step {n} passes! Move on with: python course.py next", "Krok {n} przechodzi! Dalej: python course.py next"),
+    # the home screen
+    "home_keys": ("l lesson · h hint · d demo · z quiz · n next · s steps · c check · q quit",
+                  "l lekcja · h podpowiedź · d demo · z quiz · n dalej · s kroki · c sprawdź · q wyjście"),
+    "home_saves": ("Edit {path} in your editor: the checks run again each time you save.",
+                   "Edytuj {path} w swoim edytorze: sprawdziany uruchomią się przy każdym zapisie."),
+    "home_passed": ("Step {n} passes: press n for the next step.", "Krok {n} przechodzi: naciśnij n, aby przejść dalej."),
+    "home_back": ("Press any key to go back.", "Naciśnij dowolny klawisz, aby wrócić."),
+    "home_progress": ("{passed} of {total} steps pass", "przechodzi {passed} z {total} kroków"),
+    "home_unknown_key": ("{pressed!r} does nothing here: the keys are below.", "{pressed!r} nic tu nie robi: klawisze są poniżej."),
     # errors
     "interrupted": ("Stopped.", "Przerwano."),
     "bad_step": ("there is no step {n}: the steps are numbered 1 to {total}", "nie ma kroku {n}: kroki mają numery od 1 do {total}"),

@@ -11,8 +11,7 @@ MARKS = {"passed": "[green]✓[/green]", "failed": "[red]✗[/red]", "skipped": 
 SHOWN_IN_FULL = 4  # failing checks shown with their reason before the rest are counted (--all shows them)
 
 
-def show(ui: UI, report: StepReport, verbose: bool = False, hint_pointer: bool = True,
-         everything: bool = False) -> None:
+def show(ui: UI, report: StepReport, verbose: bool = False, everything: bool = False) -> None:
     """The step's results on one screen: passes counted, checks waiting for an unwritten function grouped
     under it, the first few other failures in full. `everything` (--all, and -v) lists every check."""
     step = report.step
@@ -36,7 +35,8 @@ def show(ui: UI, report: StepReport, verbose: bool = False, hint_pointer: bool =
             if r.kind == "todo" and r.reason:
                 if r.reason not in unwritten:
                     unwritten[r.reason] = sum(1 for o in report.results if o.kind == "todo" and o.reason == r.reason)
-                    ui.say(f"  {MARKS['failed']} {escape(r.reason)} [dim]({t('waiting', count=unwritten[r.reason])})[/dim]")
+                    what = r.reason.removesuffix(f" in exercises/{step.module}.py")  # the file is in the title
+                    ui.say(f"  {MARKS['failed']} {escape(what)} [dim]({t('waiting', count=unwritten[r.reason])})[/dim]")
                 continue
             if in_full >= SHOWN_IN_FULL:
                 hidden += 1
@@ -58,9 +58,8 @@ def show(ui: UI, report: StepReport, verbose: bool = False, hint_pointer: bool =
         ui.say(f"  [green]{t('all_pass', total=total)}[/green]")
     else:
         ui.say(f"  {t('some_pass', passed=passed, total=total)}")
-        if hint_pointer:
-            ui.say(f"  [dim]{t('hint_pointer', n=step.number)}[/dim]")
-        if not verbose and any(r.traceback for r in report.results if r.outcome == "failed"):
+        ui.say(f"  [dim]{t('hint_pointer', n=step.number)}[/dim]")
+        if not verbose and any(r.traceback for r in report.results if r.outcome == "failed" and r.kind != "todo"):
             ui.say(f"  [dim]{t('verbose_pointer', n=step.number)}[/dim]")
 
 

@@ -20,10 +20,8 @@ class Step:
     slug: str
     module: str                      # e.g. "step04_attention"
     title: dict                      # {"en": "...", "pl": "..."}
-    summary: dict
     difficulty: int                  # 1 (gentle) .. 5 (hard)
     minutes: int                     # a beginner's time estimate
-    functions: tuple = ()            # what the learner writes, in order
     hints: dict = field(default_factory=dict)  # {"en": {"test_name": [hint, ...], "general": [...]}}
 
     def exercise(self, root: Path = ROOT) -> Path:
@@ -36,7 +34,7 @@ class Step:
         return root / "solutions" / f"{self.module}.py"
 
     def checks(self, root: Path = ROOT) -> Path:
-        return root / "checks" / f"test_{self.module}.py"
+        return root / "checks" / check_file_name(self.module)
 
     def lesson(self, lang: str, root: Path = ROOT) -> Path:
         return _localised(root / "lessons", lang, f"step{self.number:02d}.md")
@@ -59,6 +57,19 @@ class Step:
         return []
 
 
+def check_file_name(module: str) -> str:
+    """The one rule that pairs a step's module with its checks: step04_attention -> test_step04_attention.py."""
+    return f"{CHECK_PREFIX}{module}.py"
+
+
+def module_of_check_file(path: str | Path) -> str:
+    """The other way round: checks/test_step04_attention.py -> step04_attention."""
+    return Path(path).stem.removeprefix(CHECK_PREFIX)
+
+
+CHECK_PREFIX = "test_"
+
+
 def _localised(folder: Path, lang: str, name: str) -> Path:
     """lessons/<lang>/<name>, falling back to English where a translation is missing."""
     path = folder / lang / name
@@ -71,24 +82,8 @@ def all_steps() -> tuple[Step, ...]:
         data = tomllib.load(f)
     steps = tuple(
         Step(number=s["number"], slug=s["slug"], module=s["module"], title=s["title"],
-             summary=s.get("summary", {}), difficulty=s["difficulty"], minutes=s["minutes"],
-             functions=tuple(s.get("functions", ())), hints=s.get("hints", {}))
+             difficulty=s["difficulty"], minutes=s["minutes"], hints=s.get("hints", {}))
         for s in data["step"]
     )
     assert [s.number for s in steps] == list(range(1, len(steps) + 1)), "course.toml: steps must be numbered 1..N in order"
     return steps
-
-
-def get(number: int) -> Step:
-    steps = all_steps()
-    if not 1 <= number <= len(steps):
-        raise ValueError(f"there is no step {number}: the steps are numbered 1 to {len(steps)}")
-    return steps[number - 1]
-
-
-def step_of_module(module: str) -> Step | None:
-    """The step a module file belongs to: "step07_block" -> step 7."""
-    for step in all_steps():
-        if step.module == module:
-            return step
-    return None

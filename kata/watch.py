@@ -27,16 +27,11 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 def wait_for_change(folder: Path, before: dict, keys) -> dict | None:
     """Block until the files change (returns the new snapshot) or the learner presses q (returns None)."""
     while True:
-        if keys.pressed("q", POLL_SECONDS):
+        now, key = wait_for_change_or_key(folder, before, keys)
+        if key is None:
+            return now
+        if key in ("q", ""):  # q, or the end of the input
             return None
-        now = snapshot(folder)
-        if now != before:
-            while True:  # settle: an editor may write a file in several steps
-                time.sleep(SETTLE_SECONDS)
-                later = snapshot(folder)
-                if later == now:
-                    return now
-                now = later
 
 
 class Keys:
@@ -44,6 +39,7 @@ class Keys:
 
     def __init__(self, interactive: bool):
         self.interactive = interactive
+        self._saved = None
 
     @contextmanager
     def raw(self):
@@ -54,32 +50,70 @@ class Keys:
         import tty
 
         fd = sys.stdin.fileno()
-        saved = termios.tcgetattr(fd)
+        self._saved = termios.tcgetattr(fd)
         try:
             tty.setcbreak(fd)
             yield self
         finally:
-            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+            termios.tcsetattr(fd, termios.TCSADRAIN, self._saved)
+            self._saved = None
+
+    @contextmanager
+    def cooked(self):
+        """Lines with Enter again for a while (a quiz, a question), then back to single keys."""
+        if self._saved is None:
+            yield
+            return
+        import termios
+        import tty
+
+        fd = sys.stdin.fileno()
+        termios.tcsetattr(fd, termios.TCSADRAIN, self._saved)
+        try:
+            yield
+        finally:
+            tty.setcbreak(fd)
 
     def pressed(self, key: str, timeout: float) -> bool:
+        """True when `key` is pressed within `timeout` seconds (or the input ends)."""
+        char = self.read(timeout)
+        return char is not None and (char == "" or char == key)
+
+    def read(self, timeout: float | None) -> str | None:
+        """The key pressed within `timeout` seconds (None: wait for ever), lower-cased; "" when the input
+        ends; None when no key came."""
         if not self.interactive:
-            time.sleep(timeout)
-            return False
+            if timeout is not None:
+                time.sleep(timeout)
+            return None
         if sys.platform == "win32":
             import msvcrt
 
-            end = time.monotonic() + timeout
-            while time.monotonic() < end:
-                if msvcrt.kbhit() and msvcrt.getwch().lower() == key:
-                    return True
+            end = None if timeout is None else time.monotonic() + timeout
+            while end is None or time.monotonic() < end:
+                if msvcrt.kbhit():
+                    return msvcrt.getwch().lower()
                 time.sleep(0.05)
-            return False
+            return None
         import select
 
         ready, _, _ = select.select([sys.stdin], [], [], timeout)
-        if ready:
-            char = sys.stdin.read(1)
-            if char == "":  # end of input
-                return True
-            return char.lower() == key
-        return False
+        if not ready:
+            return None
+        return sys.stdin.read(1).lower()
+
+
+def wait_for_change_or_key(folder: Path, before: dict, keys: Keys) -> tuple[dict, str | None]:
+    """Block until a file under `folder` changes (the new snapshot, None) or a key is pressed (before, key)."""
+    while True:
+        char = keys.read(POLL_SECONDS)
+        if char is not None:
+            return before, char
+        now = snapshot(folder)
+        if now != before:
+            while True:  # settle, as wait_for_change does
+                time.sleep(SETTLE_SECONDS)
+                later = snapshot(folder)
+                if later == now:
+                    return now, None
+                now = later
