@@ -22,6 +22,7 @@ class Command:
     run: Callable                   # (course, args) -> exit code
     arguments: Callable = lambda parser: None
     aliases: tuple = ()
+    maintainer: bool = False        # listed apart, for whoever changes the course
 
     @property
     def name(self) -> str:
@@ -91,6 +92,12 @@ def _chat(course: Course, args) -> int:
     return chat.run(args, course.ui)
 
 
+def _dev(course: Course, args) -> int:
+    from . import dev
+
+    return dev.run(course.ui, course.root)
+
+
 TABLE = (
     Command("list", "every step: passed, current or locked, with quiz results", lambda c, a: c.list(),
             aliases=("status",)),
@@ -115,15 +122,22 @@ TABLE = (
     Command("train [FILE]", "train a GPT on a text file (or --paste); see: python course.py train --help", _train,
             _train_arguments),
     Command("chat", "talk to the model you trained; see: python course.py chat --help", _chat, _chat_arguments),
+    Command("dev check", "for whoever changes the course: is every step whole? (CONTRIBUTING.md)", _dev,
+            lambda p: p.add_argument("what", choices=["check"], help="check: every step has all its parts"),
+            maintainer=True),
 )
+
 
 
 def help_text() -> str:
     """The list of commands under --help, made from the table."""
     rows = [("(none)", "the course's home: the current step, its lesson and how its checks stand")]
-    rows += [(c.usage + (f", {', '.join(c.aliases)}" if c.aliases else ""), c.summary) for c in TABLE]
-    width = max(len(usage) for usage, _ in rows) + 2
-    return "commands:\n" + "".join(f"  {usage:<{width}}{summary}\n" for usage, summary in rows)
+    rows += [(c.usage + (f", {', '.join(c.aliases)}" if c.aliases else ""), c.summary)
+             for c in TABLE if not c.maintainer]
+    apart = [(c.usage, c.summary) for c in TABLE if c.maintainer]
+    width = max(len(usage) for usage, _ in rows + apart) + 2
+    lines = "".join(f"  {usage:<{width}}{summary}\n" for usage, summary in rows)
+    return "commands:\n" + lines + "\n" + "".join(f"  {usage:<{width}}{summary}\n" for usage, summary in apart)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -78,12 +78,18 @@ def _localised(folder: Path, lang: str, name: str) -> Path:
 
 @lru_cache(maxsize=None)
 def all_steps() -> tuple[Step, ...]:
-    with open(LESSONS / "course.toml", "rb") as f:
+    return load_steps(LESSONS / "course.toml")
+
+
+def load_steps(path: Path) -> tuple[Step, ...]:
+    """The steps a course.toml describes; ValueError when they are not numbered 1, 2, 3, ... in order."""
+    with open(path, "rb") as f:
         data = tomllib.load(f)
     steps = tuple(
         Step(number=s["number"], slug=s["slug"], module=s["module"], title=s["title"],
              difficulty=s["difficulty"], minutes=s["minutes"], hints=s.get("hints", {}))
         for s in data["step"]
     )
-    assert [s.number for s in steps] == list(range(1, len(steps) + 1)), "course.toml: steps must be numbered 1..N in order"
+    if [s.number for s in steps] != list(range(1, len(steps) + 1)):
+        raise ValueError(f"{path.name}: the steps must be numbered 1 to {len(steps)} in order")
     return steps
