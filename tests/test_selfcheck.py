@@ -76,16 +76,38 @@ def test_every_check_passes_on_the_reference(step, tmp_path):
 
 
 @pytest.mark.parametrize("step,number,mutant", load_mutants())
-def test_the_checks_catch_the_mutant(step, number, mutant, tmp_path):
+def test_the_checks_catch_the_mutant_and_name_no_other_mistake(step, number, mutant, tmp_path):
+    """Caught, by a message that names this mistake, and by no message that names another mistake's cause.
+
+    A mutant's `expect` is the phrase a message uses only when it has confirmed that cause; another mutant's
+    phrase in a failing message would send the learner after the wrong mistake. `also` lists the phrases of
+    other mistakes that this one really commits too (a swap is two misplacements)."""
     package = make_package(tmp_path, f"mutant_step{step.number:02d}_{number}", step, mutant)
-    phrase = mutant["expect"].lower()
-    results = run_in_process([step.checks()], str(package), package,
-                             stop_when=lambda r: r.outcome == "failed" and phrase in r.reason.lower())
+    results = run_in_process([step.checks()], str(package), package)
     failed = [r for r in results if r.outcome == "failed"]
     assert failed, f"no check of step {step.number} catches the mutant {mutant['name']!r}"
+    phrase = mutant["expect"].lower()
     named = [r for r in failed if phrase in r.reason.lower()]
     assert named, (f"the mutant {mutant['name']!r} is caught, but no message says {mutant['expect']!r}; "
                    f"the messages: {[r.reason for r in failed]}")
+    wrong = misdiagnoses(step, mutant, failed) if step.number in EXACT_DIAGNOSES else []
+    assert not wrong, f"the mutant {mutant['name']!r} is told of another mistake: {wrong[:3]}"
+
+
+def misdiagnoses(step, mutant: dict, failed: list) -> list[str]:
+    """The failing messages that name the cause of another mutant of the same step."""
+    own = {mutant["expect"].lower(), *(p.lower() for p in mutant.get("also", []))}
+    others = {m["expect"].lower() for m in MUTANTS_OF.get(step.number, [])} - own
+    others = {p for p in others if not any(p in o for o in own)}  # a phrase inside one's own is one's own
+    return [f"{r.name}: {p!r} in {r.reason!r}" for r in failed for p in sorted(others) if p in r.reason.lower()]
+
+
+# The steps whose messages are proven to name no other mistake (the rest are being brought to it).
+EXACT_DIAGNOSES: set[int] = set()
+
+MUTANTS_OF: dict[int, list[dict]] = {}
+for _param in load_mutants():
+    MUTANTS_OF.setdefault(_param.values[0].number, []).append(_param.values[2])
 
 
 def test_every_step_has_at_least_two_mutants():
