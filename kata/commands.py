@@ -1,5 +1,9 @@
 """The learning commands of course.py: where you stand, lessons, checks, hints, demos, quizzes, moving on."""
 
+import contextlib
+import copy
+import dataclasses
+import errno
 import filecmp
 import itertools
 import shutil
@@ -29,6 +33,7 @@ class Course:
         self.everything = False  # --all: every check on its own line, passes too
         self.steps = steps.all_steps()
         self._progress: state.Progress | None = None
+        self._saved: state.Progress | None = None  # the progress as last read from, or written to, the file
 
     # -- progress -----------------------------------------------------------------------------------------
 
@@ -40,20 +45,19 @@ class Course:
 
     def _load_progress(self) -> state.Progress:
         try:
-            progress = state.load(self.root)
+            progress = state.load(self.root, len(self.steps))
         except state.ProgressError as e:
             progress = self._rebuild()
-            self.ui.say(f"[yellow]{escape(t('progress_corrupt', why=str(e)))}[/yellow]")
+            self._save_or_warn(progress, f"[yellow]{escape(t('progress_corrupt', why=str(e)))}[/yellow]")
             return progress
         if progress is not None:
+            self._saved = copy.deepcopy(progress)
             return progress
         if self._exercises_untouched():
-            progress = state.Progress()
-            state.save(self.root, progress)
-            self.ui.say(t("welcome"))
-            return progress
-        progress = self._rebuild()
-        self.ui.say(f"[yellow]{t('progress_missing')}[/yellow]")
+            progress, message = state.Progress(), t("welcome")
+        else:
+            progress, message = self._rebuild(), f"[yellow]{t('progress_missing')}[/yellow]"
+        self._save_or_warn(progress, message)
         return progress
 
     def _exercises_untouched(self) -> bool:
@@ -68,11 +72,52 @@ class Course:
         _record_until_failure(progress, reports)
         if all(r.passed for r in reports):
             progress.finish()
-        state.save(self.root, progress)
         return progress
 
     def save(self) -> None:
-        state.save(self.root, self.progress)
+        """Save the progress, merged with whatever another command saved since this one read it; where it cannot
+        be saved, one sentence (CourseError) saying why."""
+        try:
+            self._say_set_aside(self._save(self.progress))
+        except OSError as e:
+            raise CourseError(t("progress_unsaved", why=_why_unsaved(e, self.root)), 1) from None
+
+    def _save_or_warn(self, progress: state.Progress, message: str) -> None:
+        """The first save, when the progress was made rather than read, then `message` saying how it was made.
+        Where it cannot be saved, one warning instead, and carry on: a command that only shows (list, lesson)
+        still works in a read-only folder, and one that records something stops when it tries."""
+        try:
+            kept = self._save(progress)
+        except OSError as e:
+            self.ui.say(f"[yellow]{escape(t('progress_unsaved_warning', why=_why_unsaved(e, self.root)))}[/yellow]")
+            return
+        self.ui.say(message)
+        self._say_set_aside(kept)
+
+    def _say_set_aside(self, kept: str | None) -> None:
+        if kept:
+            self.ui.say(f"[yellow]{escape(t('progress_set_aside', name=kept))}[/yellow]")
+
+    def _save(self, progress: state.Progress) -> str | None:
+        """Read, merge and write under the lock; the name an unreadable file found there was moved to, if any."""
+        kept = None
+        with state.locked(self.root):  # no other command of the course reads or writes the progress meanwhile
+            try:
+                theirs = state.load(self.root, len(self.steps))
+            except state.ProgressError:
+                theirs, kept = None, state.set_aside(self.root)
+            if theirs is None:
+                merged = progress
+            elif self._saved is None:  # this progress was only a stand-in, and another command saved one meanwhile
+                merged = theirs
+            else:
+                merged = state.merge(self._saved, progress, theirs)
+            state.save(self.root, merged)
+        # subtle: changed in place, so that a command holding `p = self.progress` sees the merged progress too
+        for f in dataclasses.fields(progress):
+            setattr(progress, f.name, copy.deepcopy(getattr(merged, f.name)))
+        self._saved = copy.deepcopy(progress)
+        return kept
 
     def step(self, number: int | None) -> steps.Step:
         if number is None:
@@ -299,14 +344,11 @@ class Course:
             if not self.ui.confirm(question):
                 self.ui.say(t("reset_cancelled"))
                 return 1
-        backups = {}
+        # Every backup is made before any file is replaced: a backup that fails leaves every file as it was.
+        backups = {s.number: _keep_backup(s.exercise(self.root), folder, s.module, stamp)
+                   for s in changed if s.exercise(self.root).exists()}
         for s in changed:
-            target = s.exercise(self.root)
-            if target.exists():  # the backup exists before the file is replaced
-                backups[s.number] = _keep_backup(target, folder, s.module, stamp)
-            tmp = target.with_suffix(".py.tmp")
-            shutil.copyfile(s.stub(self.root), tmp)
-            tmp.replace(target)
+            _restore_stub(s, self.root, backups.get(s.number))
         p = self.progress
         if everything:
             self._progress = state.Progress(lang=p.lang)
@@ -390,5 +432,33 @@ def _keep_backup(source: Path, folder: Path, module: str, stamp: str) -> Path:
     except FileExistsError:  # backups was made a file since we looked
         raise CourseError(_backups_not_a_folder(), 1) from None
     except OSError as e:
-        raise CourseError(f"your file could not be kept in {BACKUPS}/ ({e}), so it was left as it is", 1) from None
+        raise CourseError(t("backup_failed", folder=BACKUPS, why=e.strerror or e), 1) from None
     raise AssertionError("there is always a next free name")
+
+
+def _restore_stub(step: steps.Step, root: Path, backup: Path | None) -> None:
+    """Put the original stub in place of the learner's file (kept in `backup`), in one rename."""
+    target = step.exercise(root)
+    tmp = target.with_suffix(".py.tmp")
+    try:
+        shutil.copyfile(step.stub(root), tmp)
+        tmp.replace(target)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        kept = t("restore_kept", backup=backup.relative_to(root).as_posix()) if backup else ""
+        raise CourseError(t("restore_failed", path=target.relative_to(root).as_posix(), why=e.strerror or e,
+                            kept=kept), 1) from None
+
+
+def _why_unsaved(e: OSError, root: Path) -> str:
+    """Why the progress cannot be saved, with what to do about it: "progress.json is a folder, ..."."""
+    name = Path(e.filename).name if e.filename else state.FILENAME
+    if isinstance(e, IsADirectoryError):
+        return t("unsaved_folder", name=name)
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        where = Path(e.filename2 or e.filename or root)  # a rename names its target second
+        if where.name == state.LOCKNAME or where.name.startswith(state.FILENAME + ".tmp"):
+            where = where.parent  # the course's own helper files: it is their folder that refuses
+        return t("unsaved_denied", path=where, why=e.strerror)
+    return e.strerror or str(e)

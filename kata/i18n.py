@@ -39,10 +39,10 @@ MESSAGES = {
     "progress_set_aside": ("The unreadable progress file is kept as {name}.",
                            "Nieczytelny plik postępów zachowano jako {name}."),
     "progress_unsaved": ("your progress cannot be saved: {why}", "nie da się zapisać postępów: {why}"),
-    "progress_unsaved_warning": ("Your progress cannot be saved ({why}): carrying on, but nothing this command "
-                                 "records will be kept.",
-                                 "Nie da się zapisać postępów ({why}): działam dalej, ale nic, co to polecenie "
-                                 "zapisze, nie zostanie zachowane."),
+    "progress_unsaved_warning": ("Your progress cannot be saved, so nothing this command records will be kept: "
+                                 "{why}.",
+                                 "Nie da się zapisać postępów, więc nic, co zapisze to polecenie, nie zostanie "
+                                 "zachowane: {why}."),
     "unsaved_folder": ("{name} is a folder, not a file, and is left as it is: move or rename it",
                        "{name} jest folderem, a nie plikiem, i zostaje bez zmian: przenieś go lub zmień mu nazwę"),
     "unsaved_denied": ("{path} cannot be written ({why}): allow writing there, or work in a copy of the course "

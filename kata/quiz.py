@@ -56,6 +56,6 @@ def run(ui: UI, number: int, questions: list[dict], answers: list[int] | None) -
 def _ask(ui: UI, k: int) -> int:
     while True:
         reply = ui.ask(t("quiz_prompt", k=k)).strip()  # EOFError (Ctrl+D) ends the quiz: handled by the caller
-        if reply.isdigit() and 1 <= int(reply) <= k:
+        if reply.isascii() and reply.isdigit() and 1 <= int(reply) <= k:  # "²" is a digit that int() refuses
             return int(reply)
         ui.say(t("quiz_invalid", k=k))
