@@ -33,6 +33,7 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the k largest logits of each row; set the others to -inf (probability 0 after the softmax).
 
     logits [[1., 3., 2., 0.]], k=2 -> [[-inf, 3., 2., -inf]].  k >= vocabulary size keeps everything.
+    Exactly k survive, even with ties: [[1., 2., 2., 2.]], k=2 -> two of the three 2s (either two).
     """
     if k < 1:
         raise ValueError(f"top_k must be at least 1, got {k}")
@@ -49,6 +50,7 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     token that crosses p is kept, and p=1.0 keeps every token.
     probs [0.5, 0.3, 0.15, 0.05], p=0.7: mass before each token [0, 0.5, 0.8, 0.95] -> keep the first 2
     (0.5 < 0.7 but 0.5 + 0.3 = 0.8 reaches 0.7); p=0.81 -> keep 3.
+    Tied tokens count one by one: probs [0.4, 0.3, 0.3], p=0.6 -> 0.4 and one of the two 0.3s.
     """
     if not 0 < p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {p}")
