@@ -46,36 +46,68 @@ def global_norm(tensors):
 
 # configure_optimizer
 
+def groups_seen(model, optimizer):
+    """name -> (p.dim(), its group's weight_decay), and the names listed twice."""
+    names = {id(p): name for name, p in model.named_parameters()}
+    seen, twice = {}, []
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            name = names.get(id(p), "a tensor that is not the model's")
+            if name in seen:
+                twice.append(name)
+            seen[name] = (p.dim(), group["weight_decay"])
+    return seen, twice
+
+
 def test_optimizer_decays_the_matrices_and_nothing_else(step):
     model = tiny_gpt(step)
     optimizer = step.configure_optimizer(model, lr=1e-3, weight_decay=0.2)
     assert isinstance(optimizer, torch.optim.AdamW), (
         f"configure_optimizer should return a torch.optim.AdamW, got {type(optimizer).__name__}"
     )
-    names = {id(p): name for name, p in model.named_parameters()}
-    seen = {}
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            name = names.get(id(p), "a tensor that is not the model's")
-            assert id(p) not in seen, f"{name} is in two parameter groups: list each parameter exactly once"
-            seen[id(p)] = (name, p.dim(), group["weight_decay"])
-    missing = sorted(name for i, name in names.items() if i not in seen)
+    seen, twice = groups_seen(model, optimizer)
+    assert not twice, f"{twice[0]} is in two parameter groups: list each parameter exactly once"
+    missing = sorted(name for name, _ in model.named_parameters() if name not in seen)
     assert not missing, f"these parameters are in no group, so they would never train: {missing}"
-    for name, dim, decay in seen.values():
-        want = 0.2 if dim >= 2 else 0.0
-        kind = "a matrix (dim >= 2)" if dim >= 2 else "a vector (bias or LayerNorm weight)"
-        assert decay == want, (
-            f"{name} is {kind} but its group has weight_decay={decay}: decay only the parameters with "
-            f"p.dim() >= 2, with weight_decay={want}"
-        )
+    matrices = {n for n, (dim, _) in seen.items() if dim >= 2}
+    vectors = set(seen) - matrices
+    decayed_vectors = {n for n in vectors if seen[n][1] != 0.0}
+    bare_matrices = {n for n in matrices if seen[n][1] != 0.2}
+    if decayed_vectors == vectors and bare_matrices == matrices:
+        raise AssertionError("the two groups' weight_decay are swapped: the matrices (p.dim() >= 2) get "
+                             "weight_decay, the vectors 0.0")
+    if decayed_vectors == vectors and not bare_matrices:
+        raise AssertionError("every vector (biases and LayerNorm weights) was decayed too: split by p.dim(); the "
+                             "vectors, p.dim() < 2, get weight_decay 0.0")
+    if decayed_vectors and not bare_matrices and all(".ln_" in n and n.endswith(".weight") for n in decayed_vectors):
+        raise AssertionError(f"the LayerNorm weights were decayed ({sorted(decayed_vectors)[0]}, ...): they are vectors "
+                             f"too; split by p.dim(), not by name")
+    for name in sorted(decayed_vectors | bare_matrices):
+        dim, decay = seen[name]
+        raise AssertionError(f"{name} ({dim}-D) is in a group with weight_decay={decay}, expected "
+                             f"{0.2 if dim >= 2 else 0.0} (0.2 for p.dim() >= 2, 0.0 for the others)")
+
+
+def test_frozen_parameters_are_left_out(step):
+    model = tiny_gpt(step)
+    model.transformer.emb.wpe.weight.requires_grad_(False)
+    seen, _ = groups_seen(model, step.configure_optimizer(model, lr=1e-3))
+    assert "transformer.emb.wpe.weight" not in seen, (
+        "a frozen parameter (requires_grad=False), transformer.emb.wpe.weight, is in the optimizer: keep only the "
+        "parameters with p.requires_grad"
+    )
+    assert len(seen) == len(list(model.parameters())) - 1, "every parameter that is not frozen should be in a group"
 
 
 def test_optimizer_uses_the_learning_rate_and_betas_given(step):
     model = tiny_gpt(step)
     optimizer = step.configure_optimizer(model, lr=3e-3, weight_decay=0.1, betas=(0.8, 0.9))
     for group in optimizer.param_groups:
+        if group["lr"] == 1e-3 or tuple(group["betas"]) == (0.9, 0.999):
+            raise AssertionError(f"a group has lr={group['lr']}, betas={tuple(group['betas'])}, AdamW's defaults, "
+                                 f"not lr=0.003, betas=(0.8, 0.9): pass lr and betas on, adamw(groups, lr, betas)")
         assert group["lr"] == 3e-3 and tuple(group["betas"]) == (0.8, 0.9), (
-            f"a group has lr={group['lr']}, betas={group['betas']}: pass lr and betas on to adamw(groups, lr, betas)"
+            f"a group has lr={group['lr']}, betas={group['betas']}; expected lr=0.003, betas=(0.8, 0.9)"
         )
     optimizer = step.configure_optimizer(model, lr=1e-3)
     decays = sorted(group["weight_decay"] for group in optimizer.param_groups)
@@ -86,6 +118,63 @@ def test_optimizer_uses_the_learning_rate_and_betas_given(step):
 
 # lr_at
 
+def schedule(s, max_lr, warmup, total, min_lr=None, mistake=None):
+    """The docstring's schedule, written out in the check; `mistake` gives one known wrong version instead."""
+    floor = (0.0 if mistake == "min_lr 0" else max_lr / 10) if min_lr is None else min_lr
+    if s < warmup or (mistake == "warm-up one too long" and s == warmup > 0):
+        if mistake == "no warm-up":
+            return max_lr
+        return max_lr * (s if mistake == "warm-up from 0" else s + 1) / warmup
+    if s >= total and mistake != "no floor":
+        return floor
+    progress = (s - warmup) / (total if mistake == "progress over total" else max(1, total - warmup))
+    if mistake == "linear":
+        return max_lr - progress * (max_lr - floor)
+    return floor + 0.5 * (1.0 + math.cos(math.pi * progress)) * (max_lr - floor)
+
+
+SCHEDULE_MISTAKES = {
+    "no warm-up": "there is no warm-up: the rate starts at max_lr; rise as max_lr * (step + 1) / warmup_steps",
+    "warm-up from 0": "the warm-up starts at 0, so step 0 learns nothing: max_lr * (step + 1) / warmup_steps",
+    "warm-up one too long": "at step warmup_steps the rate goes above max_lr: the warm-up is step < warmup_steps",
+    "linear": "the decay is a straight line, not a cosine: min_lr + 0.5 * (1 + cos(pi * progress)) * (max_lr - min_lr)",
+    "min_lr 0": "the rate decays to 0: min_lr defaults to max_lr / 10",
+    "progress over total": "progress must run from 0 to 1 over the decay alone: divide by total_steps - warmup_steps",
+    "no floor": "the rate rises again after total_steps: from total_steps on it stays at min_lr",
+}
+SCHEDULES = [(1.0, 4, 14), (6e-4, 10, 110), (2.0, 0, 20)]  # (max_lr, warmup_steps, total_steps)
+
+
+def schedule_mistake(step, min_lr=None):
+    """The one known mistake whose whole schedule is the learner's, on three schedules, or None."""
+    def curve(fn):
+        return [fn(s, *c, min_lr) for c in SCHEDULES for s in range(c[2] + 12)]
+
+    try:
+        mine = curve(step.lr_at)
+    except ArithmeticError:
+        return None
+    def same(a, b):
+        return all(math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-12) for u, v in zip(a, b))
+
+    right = curve(schedule)
+    named = [m for m in SCHEDULE_MISTAKES
+             if same(mine, wrong := curve(lambda s, *c, m=m: schedule(s, *c, mistake=m))) and not same(wrong, right)]
+    return SCHEDULE_MISTAKES[named[0]] if len(named) == 1 else None
+
+
+def assert_schedule(step, max_lr, warmup, total, points, min_lr=None):
+    for s in points:
+        got = step.lr_at(s, max_lr, warmup, total, min_lr)
+        want = schedule(s, max_lr, warmup, total, min_lr)
+        assert isinstance(got, float), f"lr_at should return a float, got {type(got).__name__}"
+        if not math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12):
+            cause = schedule_mistake(step, min_lr)
+            numbers = (f"lr_at({s}, max_lr={max_lr}, warmup_steps={warmup}, total_steps={total}, min_lr={min_lr}) "
+                       f"should be {want:.6g}, got {got:.6g}")
+            raise AssertionError(f"{cause}\n{numbers}" if cause else numbers)
+
+
 def test_the_schedule_of_the_docstring_example(step):
     """max_lr=1, warmup_steps=4, total_steps=14 (min_lr = 0.1):
     step 0 -> 1 * 1/4 = 0.25, step 3 -> 4/4 = 1.0, step 4 -> progress 0 -> 1.0,
@@ -94,76 +183,81 @@ def test_the_schedule_of_the_docstring_example(step):
     """
     expected = {0: 0.25, 1: 0.5, 3: 1.0, 4: 1.0, 9: 0.55, 13: 0.12202456766718092, 14: 0.1, 40: 0.1}
     for s, want in expected.items():
-        got = step.lr_at(s, 1.0, 4, 14)
-        assert isinstance(got, float) and math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12), (
-            f"lr_at({s}, max_lr=1, warmup_steps=4, total_steps=14) should be {want:.5f}, got {got!r}: "
-            f"{'warm-up is max_lr * (step + 1) / warmup_steps' if s < 4 else 'check the cosine and min_lr = max_lr / 10'}"
-        )
+        assert math.isclose(schedule(s, 1.0, 4, 14), want, rel_tol=1e-9)  # the check's own arithmetic
+    assert_schedule(step, 1.0, 4, 14, list(expected))
 
 
 def test_warm_up_rises_linearly_to_max_lr(step):
     max_lr, warmup, total = 6e-4, 10, 100
-    rates = [step.lr_at(s, max_lr, warmup, total) for s in range(warmup + 1)]
-    assert 0 < rates[0] <= max_lr / warmup * 1.000001, (
-        f"the warm-up should start small: lr_at(0) = {rates[0]:.3g}, expected max_lr / warmup_steps = "
-        f"{max_lr / warmup:.3g}"
-    )
-    steps = [b - a for a, b in zip(rates, rates[1:warmup])]
-    assert all(math.isclose(d, steps[0], rel_tol=1e-6) and d > 0 for d in steps), (
-        f"the warm-up should rise by the same amount at every step (linearly); the increments are "
-        f"{[f'{d:.3g}' for d in steps]}"
-    )
-    assert math.isclose(rates[warmup], max_lr, rel_tol=1e-9), (
-        f"at the end of the warm-up the rate should be max_lr = {max_lr}, got lr_at({warmup}) = {rates[warmup]}"
-    )
+    assert_schedule(step, max_lr, warmup, total, range(warmup + 1))
 
 
 @pytest.mark.parametrize("min_lr", [None, 0.0, 2e-5], ids=["min_lr default", "min_lr=0", "min_lr=2e-5"])
 def test_decay_follows_a_cosine_down_to_min_lr(step, min_lr):
-    max_lr, warmup, total = 6e-4, 10, 110
-    floor = max_lr / 10 if min_lr is None else min_lr
-    rates = [step.lr_at(s, max_lr, warmup, total, min_lr) for s in range(total + 20)]
-    assert all(0 <= r <= max_lr * (1 + 1e-9) for r in rates), (
-        f"the learning rate must stay between 0 and max_lr; got values from {min(rates):.3g} to {max(rates):.3g}"
-    )
-    decay = rates[warmup:total + 1]
-    assert all(b <= a + 1e-15 for a, b in zip(decay, decay[1:])), (
-        "after the warm-up the learning rate should only go down"
-    )
-    half = floor + 0.5 * (max_lr - floor)  # cos(pi / 2) = 0 half way through the decay
-    quarter = floor + 0.5 * (1 + math.cos(math.pi / 4)) * (max_lr - floor)
-    for s, want, where in [(warmup + 50, half, "half way"), (warmup + 25, quarter, "a quarter of the way")]:
-        assert math.isclose(rates[s], want, rel_tol=1e-6, abs_tol=1e-12), (
-            f"{where} through the decay the rate should be {want:.4g} (cosine), got {rates[s]:.4g}: "
-            f"min_lr + 0.5 * (1 + cos(pi * progress)) * (max_lr - min_lr)"
-        )
-    assert all(math.isclose(r, floor, abs_tol=1e-15) for r in rates[total:]), (
-        f"from total_steps on the rate should stay at min_lr = {floor:.3g} "
-        f"(max_lr / 10 when min_lr is None), got {rates[total]:.3g}"
-    )
+    """warmup 10, total 110: half way through the decay (step 60) cos(pi / 2) = 0, so the rate is half way
+    between max_lr and min_lr; a quarter of the way (step 35) it is min_lr + 0.5 * (1 + cos(pi / 4)) * (max_lr - min_lr)."""
+    assert_schedule(step, 6e-4, 10, 110, [10, 35, 60, 85, 109, 110, 111, 130], min_lr)
+
+
+def test_the_schedule_at_its_boundaries(step):
+    """warmup 4, total 14: steps 3, 4, 5 (the end of the warm-up) and 13, 14, 15 (the end of the decay)."""
+    assert_schedule(step, 1.0, 4, 14, [3, 4, 5, 13, 14, 15])
 
 
 def test_no_warm_up_starts_at_max_lr(step):
-    got = step.lr_at(0, 1e-3, 0, 50)
-    assert math.isclose(got, 1e-3), f"with warmup_steps=0, step 0 should get max_lr = 0.001, got {got}"
+    assert_schedule(step, 1e-3, 0, 50, [0, 1, 49, 50])
 
 
 # clip_grad_norm
+
+def clip_mistake(before, after, returned, max_norm):
+    """The words for the one known clipping mistake these gradients and this returned norm show, or None."""
+    total = global_norm(before)
+    norms = [global_norm([g]) for g in before]
+
+    def scaled(factors):
+        return all(torch.allclose(a.double(), b.double() * f, rtol=1e-5, atol=1e-9)
+                   for a, b, f in zip(after, before, factors))
+
+    if isinstance(returned, torch.Tensor):
+        return "clip_grad_norm returned a tensor: return the norm as a float, norm.item()"
+    if math.isclose(returned, total ** 2, rel_tol=1e-4) and abs(total - 1) > 0.01:
+        return "the returned norm is the sum of squares, without the square root"
+    if math.isclose(returned, sum(norms), rel_tol=1e-4) and len(before) > 1:
+        return ("the tensors' norms were added up: the global norm is sqrt(sum of all squares), "
+                "not the sum of the norms")
+    if max(norms) > max_norm and scaled([min(1.0, max_norm / n) for n in norms]):
+        return "each tensor was clipped on its own: one factor, max_norm / (global norm), for all of them"
+    if max(norms) > max_norm and scaled([1.0] * len(before)):  # (each tensor clipped alone would change too)
+        return "the gradients themselves were not changed: scale them in place, g.mul_(max_norm / norm)"
+    if total < max_norm and scaled([max_norm / total] * len(before)):
+        return "small gradients were scaled up: only scale when norm > max_norm"
+    if total > max_norm and math.isclose(returned, max_norm, rel_tol=1e-4):
+        return "returned the norm after clipping: return the norm measured before"
+    return None
+
+
+def assert_clipping(params, before, returned, max_norm):
+    after = [p.grad for p in params]
+    total = global_norm(before)
+    want = [b * (max_norm / total) if total > max_norm else b for b in before]
+    right_norm = isinstance(returned, float) and math.isclose(returned, total, rel_tol=1e-5)
+    right_grads = all(torch.allclose(a.double(), w.double(), rtol=1e-5, atol=1e-8) for a, w in zip(after, want))
+    if right_norm and right_grads:
+        return
+    cause = clip_mistake(before, after, returned, max_norm)
+    numbers = (f"clip_grad_norm(max_norm={max_norm}) on gradients of global norm {total:.5g}: returned {returned!r} "
+               f"(expected {total:.5g}); global norm afterwards {global_norm(after):.5g} (expected "
+               f"{min(total, max_norm):.5g})")
+    raise AssertionError(f"{cause}\n{numbers}" if cause else numbers)
+
 
 def test_clipping_the_docstring_example(step):
     """grads [3, 0] and [0, 4]: global norm sqrt(9 + 16) = 5; max_norm = 1 -> both scaled by 1/5."""
     a, b = torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)
     a.grad, b.grad = torch.tensor([3.0, 0.0]), torch.tensor([0.0, 4.0])
-    norm = step.clip_grad_norm([a, b], 1.0)
-    assert isinstance(norm, float) and math.isclose(norm, 5.0, rel_tol=1e-6), (
-        f"clip_grad_norm should return the global norm before clipping, sqrt(3^2 + 4^2) = 5.0, as a float; "
-        f"got {norm!r}"
-    )
-    got = [a.grad.tolist(), b.grad.tolist()]
-    assert torch.allclose(a.grad, torch.tensor([0.6, 0.0])) and torch.allclose(b.grad, torch.tensor([0.0, 0.8])), (
-        f"clip the global norm (all tensors together), not each tensor on its own: [3, 0] and [0, 4] should "
-        f"become [0.6, 0] and [0, 0.8]\ngot {got}"
-    )
+    before = [a.grad.clone(), b.grad.clone()]
+    assert_clipping([a, b], before, step.clip_grad_norm([a, b], 1.0), 1.0)
 
 
 def test_clipping_bounds_the_global_norm_and_keeps_the_direction(step):
@@ -171,20 +265,8 @@ def test_clipping_bounds_the_global_norm_and_keeps_the_direction(step):
     params = list(model.parameters())
     set_grads(params, scale=3.0)
     before = [p.grad.clone() for p in params]
-    step.clip_grad_norm((p for p in params), 0.5)  # a generator, as model.parameters() is
-    after = [p.grad for p in params]
-    norm = global_norm(after)
-    assert norm <= 0.5 * (1 + 1e-5), (
-        f"after clipping to max_norm=0.5 the global norm is {norm:.4f}: scale all gradients together, in place, "
-        f"by max_norm / (one norm for all tensors)"
-    )
-    assert norm >= 0.5 * (1 - 1e-4), f"the gradients were shrunk too much: global norm {norm:.4f}, expected 0.5"
-    factor = (after[0].double() / before[0].double()).mean().item()
-    for (name, _), b, a in zip(model.named_parameters(), before, after):
-        assert torch.allclose(a.double(), b.double() * factor, rtol=1e-5, atol=1e-8), (
-            f"{name}'s gradient was scaled by a different factor than the others: multiply every gradient by "
-            f"the same max_norm / norm, so the step keeps its direction"
-        )
+    norm = step.clip_grad_norm((p for p in params), 0.5)  # a generator, as model.parameters() is
+    assert_clipping(params, before, norm, 0.5)
 
 
 def test_clipping_matches_pytorch(step):
@@ -194,12 +276,10 @@ def test_clipping_matches_pytorch(step):
     twins = [torch.zeros_like(p, requires_grad=True) for p in params]
     for twin, p in zip(twins, params):
         twin.grad = p.grad.clone()
+    before = [p.grad.clone() for p in params]
     norm = step.clip_grad_norm(params, 1.0)
-    want = torch.nn.utils.clip_grad_norm_(twins, 1.0).item()
-    assert math.isclose(norm, want, rel_tol=1e-5), (
-        f"clip_grad_norm returned {norm:.6g}, torch.nn.utils.clip_grad_norm_ {want:.6g}: return the global L2 "
-        f"norm of all gradients, before clipping"
-    )
+    torch.nn.utils.clip_grad_norm_(twins, 1.0)
+    assert_clipping(params, before, norm, 1.0)  # the check's own arithmetic, then PyTorch's
     for (name, p), twin in zip(model.named_parameters(), twins):
         assert torch.allclose(p.grad, twin.grad, rtol=1e-5, atol=1e-7), (
             f"{name}'s clipped gradient differs from torch.nn.utils.clip_grad_norm_'s"
@@ -211,14 +291,16 @@ def test_small_gradients_are_left_unchanged(step):
     params = list(model.parameters())
     set_grads(params, seed=2, scale=0.01)
     before = [p.grad.clone() for p in params]
-    norm = step.clip_grad_norm(params, 1.0)
-    assert math.isclose(norm, global_norm(before), rel_tol=1e-5), (
-        f"clip_grad_norm should return the global norm ({global_norm(before):.5g}) even when it does not clip; "
-        f"got {norm}"
-    )
-    assert all(torch.equal(p.grad, b) for p, b in zip(params, before)), (
-        "gradients whose global norm is below max_norm were changed: only scale when norm > max_norm"
-    )
+    assert_clipping(params, before, step.clip_grad_norm(params, 1.0), 1.0)
+
+
+def test_clipping_at_exactly_max_norm_changes_nothing(step):
+    """grads [3, 0] and [0, 4] have norm 5: max_norm=5 leaves them as they are, max_norm=4.9 scales by 4.9/5."""
+    for max_norm in (5.0, 4.9, 5.1):
+        a, b = torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)
+        a.grad, b.grad = torch.tensor([3.0, 0.0]), torch.tensor([0.0, 4.0])
+        before = [a.grad.clone(), b.grad.clone()]
+        assert_clipping([a, b], before, step.clip_grad_norm([a, b], max_norm), max_norm)
 
 
 # perplexity
@@ -228,10 +310,10 @@ def test_small_gradients_are_left_unchanged(step):
 def test_perplexity_is_exp_of_the_mean_loss(step, loss, want):
     """A uniform guess over 4 tokens: loss ln(4) = 1.386, perplexity e^1.386 = 4 (it hesitates between 4)."""
     got = step.perplexity(loss)
-    assert math.isclose(got, want, rel_tol=1e-9), (
-        f"perplexity({loss:.4f}) should be exp({loss:.4f}) = {want:.4f}, got {got}: use the natural exponential, "
-        f"math.exp, since cross-entropy is in nats"
-    )
+    if loss > 0 and math.isclose(got, 2 ** loss, rel_tol=1e-9):
+        raise AssertionError(f"perplexity({loss:.4f}) gave 2 ** {loss:.4f} = {got:.4f}, the perplexity in bits; "
+                             f"cross-entropy is in nats: math.exp")
+    assert math.isclose(got, want, rel_tol=1e-9), f"perplexity({loss:.4f}) should be exp({loss:.4f}) = {want:.4f}, got {got}"
 
 
 def test_a_uniform_model_has_perplexity_vocab_size(step):
@@ -248,36 +330,70 @@ def test_a_uniform_model_has_perplexity_vocab_size(step):
 
 # train_step
 
+def clipping_works(step):
+    """Whether the learner's clip_grad_norm clips the docstring's example in place: then train_step is to blame."""
+    a, b = torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)
+    a.grad, b.grad = torch.tensor([3.0, 0.0]), torch.tensor([0.0, 4.0])
+    step.clip_grad_norm([a, b], 1.0)
+    return torch.allclose(a.grad, torch.tensor([0.6, 0.0])) and torch.allclose(b.grad, torch.tensor([0.0, 0.8]))
+
+
 def test_train_step_clips_before_the_optimizer_step(step):
+    """SGD with lr=1 moves the weights by exactly -grad: with max_norm=0.001 the move must be 0.001 long."""
     model = tiny_gpt(step)
+    twin = copy.deepcopy(model)
+    x, y = batch()
+    unclipped = global_norm(torch.autograd.grad(twin(x, y)[1], list(twin.parameters())))
     before = [p.detach().clone() for p in model.parameters()]
-    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)  # the update is exactly -grad
-    step.train_step(model, optimizer, *batch(), max_norm=1e-3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    step.train_step(model, optimizer, x, y, max_norm=1e-3)
     moved = global_norm([p.detach() - b for p, b in zip(model.parameters(), before)])
-    assert moved > 0, "train_step did not change the weights: call optimizer.step() after backward()"
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    left = global_norm(grads) if grads else 0.0
+    if moved == 0:
+        if not grads or left == 0:
+            raise AssertionError("the weights did not move and no gradient is left: the gradients were wiped before "
+                                 "optimizer.step() (zero_grad first, then backward, clip, step)")
+        raise AssertionError("the weights did not move, though the gradients are there: call optimizer.step()")
+    if math.isclose(moved, unclipped, rel_tol=1e-3) and left <= 1e-3 * (1 + 1e-3):
+        raise AssertionError(f"the update was {moved:.3g} long, the unclipped gradient's length, and the gradients "
+                             f"were clipped afterwards: clip after loss.backward() and before optimizer.step()")
+    if math.isclose(moved, unclipped, rel_tol=1e-3) and math.isclose(left, unclipped, rel_tol=1e-3) \
+            and clipping_works(step):
+        raise AssertionError(f"the gradients were never clipped (the update was {moved:.3g} long): call "
+                             f"clip_grad_norm(model.parameters(), max_norm) between backward() and step()")
     assert moved <= 1e-3 * (1 + 1e-3), (
-        f"clip after loss.backward() and before optimizer.step(): with SGD (lr=1) and max_norm=0.001 the update "
-        f"was {moved:.3g} long"
+        f"with SGD (lr=1) and max_norm=0.001 the update should be 0.001 long, it was {moved:.3g} (the unclipped "
+        f"gradient is {unclipped:.3g} long)"
     )
 
 
 def test_train_step_starts_from_fresh_gradients(step):
     """Two steps of train_step must equal two steps of SGD written out by hand."""
     model = tiny_gpt(step)
-    twin = copy.deepcopy(model)
+    twin, piled = copy.deepcopy(model), copy.deepcopy(model)
     batches = [batch(1), batch(2)]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     for x, y in batches:
         step.train_step(model, optimizer, x, y, max_norm=1e9)
+    total = None
     for x, y in batches:
         grads = torch.autograd.grad(twin(x, y)[1], list(twin.parameters()))
         with torch.no_grad():
             for p, g in zip(twin.parameters(), grads):
                 p -= 0.5 * g
+        mine = torch.autograd.grad(piled(x, y)[1], list(piled.parameters()))
+        total = mine if total is None else [t + g for t, g in zip(total, mine)]
+        with torch.no_grad():
+            for p, g in zip(piled.parameters(), total):
+                p -= 0.5 * g
+    if all(torch.allclose(p, q, atol=1e-6) for p, q in zip(model.parameters(), piled.parameters())):
+        raise AssertionError("the second step used the first step's gradients too: they piled up in .grad, since "
+                             "backward() adds to it; call optimizer.zero_grad() at the start of every step")
     for (name, p), q in zip(model.named_parameters(), twin.parameters()):
         assert torch.allclose(p, q, atol=1e-6), (
-            f"call optimizer.zero_grad() at the start of every step: after two steps {name} differs from SGD by "
-            f"hand\nbackward() adds into .grad, so the first step's gradients were added to the second's"
+            f"after two steps of train_step (SGD, lr=0.5) {name} differs from SGD by hand by up to "
+            f"{(p - q).abs().max():.3g}"
         )
 
 
@@ -287,23 +403,38 @@ def test_train_step_returns_the_loss_before_the_update(step):
     with torch.no_grad():
         want = model(x, y)[1].item()
     got = step.train_step(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y)
-    assert isinstance(got, float), f"train_step should return the loss as a float (loss.item()), got {type(got).__name__}"
+    if isinstance(got, torch.Tensor):
+        raise AssertionError("train_step returned a tensor: return loss.item(), a float")
+    assert isinstance(got, float), f"train_step should return the loss as a float, got {type(got).__name__}"
     assert math.isclose(got, want, rel_tol=1e-5), (
-        f"train_step returned {got:.5f}, but the loss on this batch before the update was {want:.5f}: return the "
-        f"loss computed in this step"
+        f"train_step returned {got:.5f}, but the loss on this batch before the update was {want:.5f}"
     )
+
+
+def test_one_step_moves_every_parameter(step):
+    """A batch of 1, with x and y sliced from one tensor (idx[:, :-1], idx[:, 1:]: not contiguous), through the
+    course's own optimizer: afterwards every parameter has moved and is still trainable."""
+    model = tiny_gpt(step)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    idx = torch.randint(0, VOCAB, (1, BLOCK + 1), generator=torch.Generator().manual_seed(5))
+    loss = step.train_step(model, step.configure_optimizer(model, lr=1e-2), idx[:, :-1], idx[:, 1:])
+    assert math.isfinite(loss), f"train_step on a batch of 1 returned the loss {loss}"
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert not frozen, f"after train_step these parameters no longer require gradients: {frozen}"
+    still = [n for n, p in model.named_parameters() if torch.equal(p.detach(), before[n])]
+    assert not still, f"after one step with configure_optimizer's AdamW these parameters did not move: {still}"
 
 
 def test_one_tiny_batch_is_overfitted(step):
     """A model that can memorise one batch: the loss must fall from ln(11) = 2.40 to below 0.5."""
     model = tiny_gpt(step, n_embd=24, n_head=4, d_ff=48)
-    optimizer = step.configure_optimizer(model, lr=1e-2, weight_decay=0.0)
+    optimizer = step.configure_optimizer(model, lr=2e-2, weight_decay=0.0)
     x, y = batch(4, B=4, T=BLOCK)
-    losses = [step.train_step(model, optimizer, x, y) for _ in range(120)]
+    losses = [step.train_step(model, optimizer, x, y) for _ in range(60)]
     assert losses[0] > 2.0, f"the first loss should be near ln(11) = 2.40, got {losses[0]:.3f}"
     assert min(losses) < 0.5, (
-        f"one batch was not memorised: after 120 steps the loss is {losses[-1]:.3f} (lowest {min(losses):.3f}), "
-        f"expected below 0.5\ndoes train_step call optimizer.step()? does the optimizer hold all the parameters?"
+        f"one batch was not memorised: after 60 steps the loss is {losses[-1]:.3f} (lowest {min(losses):.3f}), "
+        f"expected below 0.5"
     )
 
 
@@ -312,36 +443,46 @@ def test_one_tiny_batch_is_overfitted(step):
 def test_evaluate_is_the_mean_loss_over_the_batches(step):
     model = tiny_gpt(step)
     data = token_data(200)
-    got = step.evaluate(model, data, BLOCK, 4, 5, generator=torch.Generator().manual_seed(7))
     g = torch.Generator().manual_seed(7)
-    get_batch = step.get_batch
+    got = step.evaluate(model, data, BLOCK, 4, 5, generator=g)
+    assert not torch.equal(g.get_state(), torch.Generator().manual_seed(7).get_state()), (
+        "evaluate never drew its batches from the generator it was given: get_batch(..., generator=generator)"
+    )
+    mine = torch.Generator().manual_seed(7)
     with torch.no_grad():
-        losses = [model(*get_batch(data, BLOCK, 4, generator=g))[1].item() for _ in range(5)]
+        losses = [model(*step.get_batch(data, BLOCK, 4, generator=mine))[1].item() for _ in range(5)]
     want = sum(losses) / len(losses)
     assert isinstance(got, float), f"evaluate should return a float, got {type(got).__name__}"
+    if math.isclose(got, sum(losses), rel_tol=1e-5):
+        raise AssertionError(f"evaluate returned {got:.5f}, the sum of the losses of the 5 batches: divide by n_batches")
+    if math.isclose(got, losses[-1], rel_tol=1e-5):
+        raise AssertionError(f"evaluate returned {got:.5f}, only the last batch's loss: add every batch's loss up, "
+                             f"then divide by n_batches")
     assert math.isclose(got, want, rel_tol=1e-5), (
-        f"return the mean loss of n_batches batches drawn with get_batch(..., generator=generator): expected "
-        f"{want:.5f}, got {got:.5f}\n(their sum would be {sum(losses):.5f})"
+        f"the mean loss of the 5 batches is {want:.5f} (losses {[round(v, 5) for v in losses]}), evaluate returned "
+        f"{got:.5f}"
     )
 
 
 def test_evaluate_turns_dropout_off_and_restores_the_mode(step):
     model = tiny_gpt(step, dropout=0.5)
     data = token_data(200)
-    model.train()
-    first = step.evaluate(model, data, BLOCK, 4, 3, generator=torch.Generator().manual_seed(1))
-    assert model.training, "after evaluate the model is no longer in training mode: put back the mode it was in"
-    second = step.evaluate(model, data, BLOCK, 4, 3, generator=torch.Generator().manual_seed(1))
-    assert first == second, (
-        f"two evaluations on the same batches gave {first:.5f} and {second:.5f}: dropout is still on. "
-        f"Call model.eval() before measuring"
-    )
-    model.eval()
-    step.evaluate(model, data, BLOCK, 4, 1, generator=torch.Generator().manual_seed(1))
-    assert not model.training, (
-        "a model in eval mode came back in training mode: restore the mode it had (model.train(was_training)), "
-        "do not always switch to training"
-    )
+    modes = []
+    handle = model.register_forward_pre_hook(lambda module, args: modes.append(module.training))
+    try:
+        model.train()
+        step.evaluate(model, data, BLOCK, 4, 3, generator=torch.Generator().manual_seed(1))
+        assert modes and not any(modes), (
+            "the model was evaluated in training mode, dropout on: call model.eval() before measuring"
+        )
+        assert model.training, "a model in training mode came back in eval mode: restore the mode it had"
+        model.eval()
+        step.evaluate(model, data, BLOCK, 4, 1, generator=torch.Generator().manual_seed(1))
+        assert not model.training, (
+            "a model in eval mode came back in training mode: restore the mode it had, model.train(was_training)"
+        )
+    finally:
+        handle.remove()
 
 
 # steps_per_epoch
@@ -351,9 +492,14 @@ def test_evaluate_turns_dropout_off_and_restores_the_mode(step):
                           (7, 1, 1, 7)])
 def test_steps_per_epoch_reads_the_tokens_about_once(step, n_tokens, batch_size, block_size, want):
     got = step.steps_per_epoch(n_tokens, batch_size, block_size)
+    if got == 0:
+        raise AssertionError(f"steps_per_epoch({n_tokens}, batch_size={batch_size}, block_size={block_size}) is 0: "
+                             f"a text shorter than one batch still gets one step, at least 1")
+    if want != n_tokens // batch_size and got == n_tokens // batch_size:
+        raise AssertionError(f"steps_per_epoch({n_tokens}, {batch_size}, {block_size}) gave {got} = n_tokens // "
+                             f"batch_size: the tokens in one batch are batch_size * block_size")
     assert got == want, (
-        f"steps_per_epoch({n_tokens}, batch_size={batch_size}, block_size={block_size}) should be {want} "
-        f"(n_tokens // (batch_size * block_size), at least 1), got {got}"
+        f"steps_per_epoch({n_tokens}, batch_size={batch_size}, block_size={block_size}) should be {want}, got {got}"
     )
 
 
