@@ -7,7 +7,8 @@ Settings change with slash commands; without a terminal, each line of standard i
 import argparse
 import sys
 
-from .train import TrainError, add_code_choice, learner_code, load_steps, one_thread, pick_device, whose_code
+from .errors import UserError
+from .loader import Steps, add_code_choice, learner_code, load_model, load_steps, one_thread, pick_device, whose_code
 from .ui import UI, count, escape
 
 HELP = """commands:
@@ -91,30 +92,26 @@ def _number(kind, value: str, example: str):
 
 
 def run(args, ui: UI) -> int:
-    import torch
-
     try:
         settings = Settings(args)
     except ValueError as e:
-        raise TrainError(str(e)) from None
+        raise UserError(str(e)) from None
     device = pick_device(args.device)
-    mine = whose_code(args, ui)
-    steps = load_steps(mine)
-    with learner_code(mine):
-        return _talk(args, ui, settings, device, steps, torch)
+    steps = load_steps(whose_code(args, ui))
+    with learner_code(steps.mine):
+        return _talk(args, ui, settings, device, steps)
 
 
-def _talk(args, ui: UI, settings: Settings, device: str, steps: dict, torch) -> int:
-    try:
-        model, tokenizer, _ = steps["checkpoint"].load_checkpoint(args.checkpoint, device=device)
-    except (ValueError, FileNotFoundError) as e:
-        raise TrainError(str(e)) from None
+def _talk(args, ui: UI, settings: Settings, device: str, steps: Steps) -> int:
+    import torch
+
+    model, tokenizer, _ = load_model(steps, args.checkpoint, device)
     c = model.config
     ui.say(f"Loaded {escape(str(args.checkpoint))}/: {count(c.n_layer, 'layer')}, {count(c.n_head, 'head')}, d_model {c.n_embd}, "
            f"vocabulary {c.vocab_size}, context {c.block_size} tokens.")
     if ui.interactive:
         ui.say("Type the start of a text and the model continues it. /help for settings, /quit or Ctrl+D to leave.")
-    generate_tokens = steps["generation"].generate_tokens
+    generate_tokens = steps.generation.generate_tokens
     while True:
         try:
             line = ui.ask("[bold]you>[/bold] ") if ui.interactive else sys.stdin.readline()
