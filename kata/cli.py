@@ -241,7 +241,7 @@ def _choose_language(course: Course, lang: str | None) -> None:
         saved = None  # reported, and rebuilt, when the progress is first needed
     t.lang = lang or (saved.lang if saved else "") or system_language()
     if lang is not None and course.progress.lang != lang:
-        course.progress.lang = lang
+        course.progress.speak(lang)
         course.save()
 
 

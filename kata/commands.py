@@ -256,7 +256,7 @@ class Course:
             self.ui.plain("\n" + t("quiz_no_tty", n=step.number, example=example))
             return 0
         score = quiz.run(self.ui, step.number, questions, answers)
-        self.progress.quiz[str(step.number)] = {"score": score, "total": len(questions)}
+        self.progress.scored(step.number, score, len(questions))
         self.save()
         return 0
 

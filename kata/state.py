@@ -73,6 +73,14 @@ class Progress:
         """Every step passed its checks at the end of the course."""
         self.finished = True
 
+    def scored(self, step: int, score: int, total: int) -> None:
+        """The result of the latest quiz on `step`."""
+        self.quiz[str(step)] = {"score": score, "total": total}
+
+    def speak(self, lang: str) -> None:
+        """The language chosen with --lang, kept for the next commands."""
+        self.lang = lang
+
     def hints_seen(self, step: int, check: str) -> int:
         return self.hints.get(str(step), {}).get(check, 0)
 
