@@ -8,9 +8,7 @@ Text is first cut into chunks by GPT-2's pattern (words, numbers, punctuation, s
 glues the end of one word to the start of the next.
 """
 
-import heapq
 import json
-from collections import Counter
 from pathlib import Path
 
 import regex
@@ -103,53 +101,19 @@ class Tokenizer:
             raise ValueError(f"vocab_size must be at least 256, one token per byte; got {vocab_size}")
         self.merges = {}
         self.vocab = {i: bytes([i]) for i in range(256)}
-        # Faster than recounting every chunk at each merge, with exactly the same result:
-        # 1. Chunk and count: a text repeats its chunks (" the", " and", ","), so each distinct chunk is kept
-        #    once with how often it occurs, and its pairs count that many times. A 50 MB text then needs
-        #    memory for its distinct chunks only (finditer never holds the list of all of them).
-        chunk_counts = Counter(m.group() for m in GPT2_SPLIT.finditer(text))
-        words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
-        freqs = list(chunk_counts.values())
-        stats: dict[tuple[int, int], int] = {}
-        where: dict[tuple[int, int], set[int]] = {}  # pair -> the words it occurs in (perhaps no longer)
-        for w, ids in enumerate(words):
-            for pair in zip(ids, ids[1:]):
-                stats[pair] = stats.get(pair, 0) + freqs[w]
-                where.setdefault(pair, set()).add(w)
-        # 2. A heap hands out the most frequent pair without scanning all pairs. Its entries (-count, pair)
-        #    sort by count first, then by the pair itself: the tie-break above. When a count changes, the new
-        #    entry is pushed and the old one is left behind, to be skipped when it comes up.
-        heap = [(-count, pair) for pair, count in stats.items()]
-        heapq.heapify(heap)
-        for idx in range(256, vocab_size):
-            while heap and stats.get(heap[0][1]) != -heap[0][0]:
-                heapq.heappop(heap)  # out of date: that pair's count has changed since
-            if not heap:
+        chunks = [list(piece.encode("utf-8")) for piece in split_text(text)]
+        for i in range(vocab_size - 256):
+            # Counted afresh over every chunk each time: a merge changes the pairs around every place it made.
+            stats: dict[tuple[int, int], int] = {}
+            for ids in chunks:
+                get_stats(ids, stats)
+            if not stats:
                 break  # every chunk is a single token: nothing left to merge
-            _, pair = heapq.heappop(heap)
+            pair = min(stats, key=lambda p: (-stats[p], p))  # the most frequent; a tie goes to the smallest pair
+            idx = 256 + i
             self.merges[pair] = idx
             self.vocab[idx] = self.vocab[pair[0]] + self.vocab[pair[1]]
-            # 3. Only the words that contain the pair change, so only their pairs are recounted.
-            delta: dict[tuple[int, int], int] = {}
-            for w in where.pop(pair):
-                old = words[w]
-                new = merge(old, pair, idx)
-                if len(new) == len(old):
-                    continue  # an earlier merge already took the pair out of this word
-                for p in zip(old, old[1:]):
-                    delta[p] = delta.get(p, 0) - freqs[w]
-                for p in zip(new, new[1:]):
-                    delta[p] = delta.get(p, 0) + freqs[w]
-                    where.setdefault(p, set()).add(w)
-                words[w] = new
-            for p, change in delta.items():
-                if change == 0:
-                    continue
-                stats[p] = stats.get(p, 0) + change
-                if stats[p] == 0:
-                    del stats[p]
-                else:
-                    heapq.heappush(heap, (-stats[p], p))
+            chunks = [merge(ids, pair, idx) for ids in chunks]
 
     def encode(self, text: str) -> list[int]:
         """Text -> token ids: split with split_text, then merge inside each chunk.

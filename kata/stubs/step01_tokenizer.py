@@ -8,9 +8,7 @@ Text is first cut into chunks by GPT-2's pattern (words, numbers, punctuation, s
 glues the end of one word to the start of the next.
 """
 
-import heapq
 import json
-from collections import Counter
 from pathlib import Path
 
 import regex
