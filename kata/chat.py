@@ -9,6 +9,7 @@ import sys
 
 from .errors import UserError
 from .loader import Steps, add_code_choice, learner_code, load_model, load_steps, one_thread, pick_device, whose_code
+from .safetext import printable
 from .ui import UI, count, escape
 
 HELP = """commands:
@@ -156,10 +157,10 @@ def _stream(ui: UI, tokenizer, tokens, prompt: str) -> None:
     shown = ""
     for token in tokens:
         new.append(int(token[0, 0]))
-        text = tokenizer.decode(new)
+        text = printable(tokenizer.decode(new))
         ready = text.rstrip("\ufffd")  # an incomplete UTF-8 sequence decodes to U+FFFD for now
         out.write(ready[len(shown):])
         out.flush()
         shown = ready
-    out.write(tokenizer.decode(new)[len(shown):] + "\n")
+    out.write(printable(tokenizer.decode(new))[len(shown):] + "\n")
     out.flush()

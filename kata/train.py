@@ -19,6 +19,7 @@ from .errors import UserError
 from .loader import Steps, add_code_choice, learner_code, load_model, load_steps, one_thread, pick_device, \
     read_text, whose_code
 from .rotation import Rotation
+from .safetext import printable
 from .threads import choose_threads
 from .ui import UI, count, escape
 
@@ -271,5 +272,5 @@ def _sample(ui: UI, steps: Steps, directory: Path, device: str) -> None:
     with one_thread():
         out = steps.generation.generate(model, start, 60, temperature=0.8, top_k=40, generator=generator)
     ui.say("\n[bold]A sample[/bold] (temperature 0.8, top-k 40):")
-    ui.plain(tokenizer.decode(out[0, 1:].tolist()).strip())
+    ui.plain(printable(tokenizer.decode(out[0, 1:].tolist())).strip())
     ui.say(f"\nTalk to it: python course.py chat --checkpoint {directory}")

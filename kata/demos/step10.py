@@ -6,6 +6,7 @@ import time
 import torch
 
 from . import DATA, load, sample_sentence
+from ..safetext import printable
 from .step09 import small_model
 
 WIDTH = 60  # characters of continuation shown per line
@@ -32,7 +33,7 @@ def trained_model(pkg: str):
 
 
 def one_line(text: str) -> str:
-    text = text.replace("\n", " / ")
+    text = printable(text).replace("\n", " / ")
     return text if len(text) <= WIDTH else text[:WIDTH - 3] + "..."
 
 
