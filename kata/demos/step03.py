@@ -4,12 +4,21 @@ import math
 
 import torch
 
-from . import TOKENIZER_NOTE, corpus_tokenizer, load, sample_sentence
+from . import TOKENIZER_NOTE, corpus_tokenizer, load, sample_sentence, trained
 
-def tokenizer():
-    """(encode, piece, vocab_size, which); piece(id) is the token's text, a space shown as "_" to be seen."""
-    bpe = corpus_tokenizer()
-    return bpe.encode, lambda i: _show(bpe.vocab[i]), bpe.vocab_size, TOKENIZER_NOTE
+def tokenizer(bpe=None):
+    """(encode, piece, vocab_size, which); piece(id) is the token's text, a space shown as "_" to be seen.
+
+    `bpe` is a trained checkpoint's tokenizer; without one, the reference trained on the bundled corpus."""
+    which = "the tokenizer of the trained model" if bpe is not None else TOKENIZER_NOTE
+    bpe = bpe or corpus_tokenizer()
+    return bpe.encode, lambda i: _show(bpe.vocab[i]), bpe.vocab_size, which
+
+
+def with_weights(module, source):
+    """`module` (the step's code) given the trained weights of `source` (the same part of the checkpoint's model)."""
+    module.load_state_dict(source.state_dict())
+    return module.eval()
 
 
 def _show(piece: bytes) -> str:
@@ -27,10 +36,16 @@ def short_sentence(encode, lo: int = 8, hi: int = 12) -> str:
 
 def run(pkg: str) -> None:
     step = load(pkg, "step03_embeddings")
-    encode, piece, vocab_size, which = tokenizer()
+    model = trained()
+    print(model.note())
+    encode, piece, vocab_size, which = tokenizer(model.tokenizer)
     torch.manual_seed(0)
-    config = step.GPTConfig(vocab_size=vocab_size, block_size=64, n_embd=64, dropout=0.0)
-    emb = step.Embeddings(config).eval()
+    if model.model is not None:
+        config = step.GPTConfig(**dict(vars(model.model.config), dropout=0.0))
+        emb = with_weights(step.Embeddings(config), model.model.transformer.emb)
+    else:
+        config = step.GPTConfig(vocab_size=vocab_size, block_size=64, n_embd=64, dropout=0.0)
+        emb = step.Embeddings(config).eval()
     wte, wpe = emb.wte.weight.detach(), emb.wpe.weight.detach()
     print(f"Tokens: {which}.")
     print(f"wte {tuple(wte.shape)}: one row of {config.n_embd} numbers per token ({wte.numel():,} numbers)")
@@ -45,10 +60,14 @@ def run(pkg: str) -> None:
     print(f"  {'pos':>3}  {'token':<12} {'id':>4}   {'|wte row|':>9} {'|wpe row|':>9} {'|x|':>7}")
     for t, i in enumerate(ids):
         print(f"  {t:>3}  {piece(i):<12} {i:>4}   {wte[i].norm():>9.2f} {wpe[t].norm():>9.2f} {x[t].norm():>7.2f}")
-    print(f"\nnn.Embedding starts each row as {config.n_embd} draws from N(0, 1): a row's length is near")
-    print(f"sqrt({config.n_embd}) = {math.sqrt(config.n_embd):.0f}, and x, the sum of two rows, near sqrt(128) = 11.3. "
-          f"(Step 8 starts")
-    print("the tables smaller, as GPT-2 did.)")
+    if model.model is None:
+        print(f"\nnn.Embedding starts each row as {config.n_embd} draws from N(0, 1): a row's length is near")
+        print(f"sqrt({config.n_embd}) = {math.sqrt(config.n_embd):.0f}, and x, the sum of two rows, near sqrt(128) = 11.3. "
+              f"(Step 8 starts")
+        print("the tables smaller, as GPT-2 did.)")
+    else:
+        print("\nThese rows were learned: training set each length, starting from GPT-2's small")
+        print("initial values (step 8).")
 
     repeats = [i for i in ids if ids.count(i) > 1]
     if repeats:
@@ -66,10 +85,17 @@ def run(pkg: str) -> None:
         if "\ufffd" in piece(i):
             similarity[i] = -2.0  # half a character: nothing to read
     best = similarity.topk(5)
-    print(f"\nNearest neighbours of {piece(word)!r} in this untrained table (cosine similarity):")
+    state = "untrained" if model.model is None else "trained"
+    print(f"\nNearest neighbours of {piece(word)!r} in this {state} table (cosine similarity):")
     print("  " + "   ".join(f"{piece(i)!r} {s:.2f}" for s, i in zip(best.values.tolist(), best.indices.tolist())))
-    print(f"They are random. Two random vectors in {config.n_embd} dimensions are nearly unrelated")
-    print(f"(similarity near 0, give or take {1 / math.sqrt(config.n_embd):.2f}); the best of hundreds"
-          f" reach {best.values[0]:.2f}.")
-    print("Nothing has trained the table yet. Training pulls tokens that are used alike")
-    print("(cat, dog) close together; step 11 trains a model on this corpus.")
+    spread = 1 / math.sqrt(config.n_embd)
+    if model.model is None:
+        print(f"They are random. Two random vectors in {config.n_embd} dimensions are nearly unrelated")
+        print(f"(similarity near 0, give or take {spread:.2f}); the best of hundreds"
+              f" reach {best.values[0]:.2f}.")
+        print("Nothing has trained the table yet. Training pulls tokens that are used alike")
+        print("(cat, dog) close together; step 11 trains a model on this corpus.")
+    else:
+        print(f"Random rows in {config.n_embd} dimensions would sit near 0, give or take {spread:.2f}.")
+        print("Tokens the model learned to use alike come out closer; on a small text and")
+        print("a short training, only some neighbours make sense yet.")

@@ -5,23 +5,11 @@ import time
 
 import torch
 
-from . import DATA, load, sample_sentence
+from . import load, sample_sentence, trained
 from ..safetext import printable
 from .step09 import small_model
 
 WIDTH = 60  # characters of continuation shown per line
-
-
-def checkpoint_model():
-    """(model, tokenizer) from checkpoint/, or None when there is none that loads."""
-    folder = DATA.parent / "checkpoint"
-    if not folder.is_dir():
-        return None
-    try:
-        model, tokenizer, _ = load("solutions", "step11_own_model").load_checkpoint(folder)
-    except (ValueError, ImportError, NotImplementedError):
-        return None
-    return model, tokenizer
 
 
 def trained_model(pkg: str):
@@ -42,10 +30,11 @@ def run(pkg: str) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a model this small runs faster on one thread than on several
     try:
-        found = checkpoint_model()
-        if found is not None:
-            model, tokenizer = found
-            print("Using the model in checkpoint/.\n")
+        found = trained()
+        print(found.note())
+        if found.model is not None:
+            model, tokenizer = found.model, found.tokenizer
+            print()
         else:
             print("Training a small GPT on the bundled corpus for a few seconds...")
             model, tokenizer, val_loss = trained_model(pkg)
