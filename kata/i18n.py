@@ -15,6 +15,7 @@ MESSAGES = {
                         "Pełne ślady błędów: python course.py check {n} -v"),
     "n_pass": ("{passed} checks pass.", "Przechodzące sprawdziany: {passed}."),
     "waiting": ("checks waiting: {count}", "czekające sprawdziany: {count}"),
+    "not_run": ("checks not run: {count}", "nieuruchomione sprawdziany: {count}"),
     "more_fail": ("... and {hidden} more failing checks: python course.py check {n} --all",
                   "... i jeszcze {hidden} niezaliczonych sprawdzianów: python course.py check {n} --all"),
     "first_to_fix": ("First to fix:", "Do poprawienia najpierw:"),

@@ -13,7 +13,8 @@ SHOWN_IN_FULL = 4  # failing checks shown with their reason before the rest are 
 
 def show(ui: UI, report: StepReport, verbose: bool = False, everything: bool = False) -> None:
     """The step's results on one screen: passes counted, checks waiting for an unwritten function grouped
-    under it, the first few other failures in full. `everything` (--all, and -v) lists every check."""
+    under it, checks not run counted under why, the first few other failures in full. `everything` (--all,
+    and -v) lists every check."""
     step = report.step
     ui.say(f"[bold]{t('step_n', n=step.number)} · {escape(step.name(t.lang))}[/bold] · "
            f"exercises/{step.module}.py")
@@ -26,11 +27,19 @@ def show(ui: UI, report: StepReport, verbose: bool = False, everything: bool = F
         ui.say(f"  [green]✓[/green] {t('n_pass', passed=passed)}")
     shown_details: set[str] = set()
     unwritten: dict[str, int] = {}
+    not_run: set[str] = set()
     hidden = 0
     in_full = 0
     for r in report.results:
         if not everything:
             if r.outcome == "passed":
+                continue
+            if r.outcome == "not run":  # the checks stopped before these: one line says why, once
+                if r.reason not in not_run:
+                    not_run.add(r.reason)
+                    count = sum(1 for o in report.results if o.outcome == "not run" and o.reason == r.reason)
+                    why = r.reason.removeprefix("not run: ")
+                    ui.say(f"  {MARKS['not run']} {t('not_run', count=count)} [dim]—[/dim] {escape(why)}")
                 continue
             if r.kind == "todo" and r.reason:
                 if r.reason not in unwritten:
