@@ -5,10 +5,13 @@ Settings change with slash commands; without a terminal, each line of standard i
 """
 
 import argparse
+import math
 import sys
+import warnings
 
 from .errors import UserError
-from .loader import Steps, add_code_choice, learner_code, load_model, load_steps, one_thread, pick_device, whose_code
+from .loader import Steps, add_code_choice, checkpoint_folder, learner_code, load_model, load_steps, one_thread, \
+    parse_seed, pick_device, whose_code
 from .safetext import printable
 from .ui import UI, count, escape
 
@@ -31,28 +34,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topk", type=int, default=40, help="top-k (default 40; 0: off)")
     parser.add_argument("--topp", type=float, default=1.0, help="top-p (default 1: off)")
     parser.add_argument("--len", type=int, default=100, dest="length", help="tokens per answer (default 100)")
-    parser.add_argument("--seed", type=int, default=None, help="a seed for repeatable samples")
+    parser.add_argument("--seed", default=None, help="a seed for repeatable samples")
+
+
+MAX_TEMP = 100.0     # hotter only flattens the draw further, towards every token alike
+MIN_TEMP = 1e-3      # colder draws the likeliest token every time, as 0 does (and far colder overflows)
+MAX_LENGTH = 10_000  # tokens per answer
 
 
 class Settings:
     def __init__(self, args):
-        self.temp, self.topk, self.topp, self.length, self.seed = args.temp, args.topk, args.topp, args.length, args.seed
-        _check(self)
+        self.temp, self.topk, self.topp, self.length = args.temp, args.topk, args.topp, args.length
+        self.seed = None if args.seed is None else parse_seed(args.seed, "the seed")
+        self.vocab = None  # the model's vocabulary size, once it is loaded
+        self.notes = _check(self)
 
     def show(self) -> str:
         return (f"temperature {self.temp:g}, top-k {self.topk or 'off'}, top-p {self.topp:g}, "
                 f"length {self.length}, seed {self.seed if self.seed is not None else 'off'}")
 
 
-def _check(s: Settings) -> None:
-    if not s.temp >= 0:
-        raise ValueError(f"the temperature must be 0 or more, got {s.temp:g}")
+def _check(s: Settings) -> list[str]:
+    """ValueError for a setting that sampling cannot use; one that can only mean another is set to it, and said."""
+    notes = []
+    if not 0 <= s.temp <= MAX_TEMP:  # NaN too
+        raise ValueError(f"the temperature must be 0 or more and at most {MAX_TEMP:g}, got {s.temp:g}")
+    if 0 < s.temp < MIN_TEMP:
+        notes.append(f"temperature {s.temp:g} draws the likeliest token every time, as 0 does: set to 0")
+        s.temp = 0.0
     if s.topk < 0:
         raise ValueError(f"top-k must be 0 (off) or more, got {s.topk}")
+    if s.vocab is not None and s.topk > s.vocab:
+        notes.append(f"top-k {s.topk:,} is more than the model's {s.vocab:,} tokens: set to 0 (no limit)")
+        s.topk = 0
     if not 0 < s.topp <= 1:
         raise ValueError(f"top-p must be above 0 and at most 1, got {s.topp:g}")
-    if s.length < 1:
-        raise ValueError(f"the length must be at least 1 token, got {s.length}")
+    if not 1 <= s.length <= MAX_LENGTH:
+        raise ValueError(f"the length must be from 1 to {MAX_LENGTH:,} tokens, got {s.length:,}")
+    return notes
 
 
 def command(settings: Settings, line: str) -> str | None:
@@ -70,24 +89,30 @@ def command(settings: Settings, line: str) -> str | None:
         if value in ("off", "none", ""):
             settings.seed = None
         else:
-            settings.seed = _number(int, value, "/seed 1")
+            settings.seed = parse_seed(value, "the seed")
         return settings.show()
     if name in setters:
         attr, kind = setters[name]
         old = getattr(settings, attr)
         setattr(settings, attr, _number(kind, value, f"{name} {'20' if kind is int else '0.8'}"))
         try:
-            _check(settings)
+            notes = _check(settings)
         except ValueError:
             setattr(settings, attr, old)
             raise
-        return settings.show()
+        return "\n".join([*notes, settings.show()])
     raise ValueError(f"unknown command {name}; /help lists them")
 
 
 def _number(kind, value: str, example: str):
+    """float, or int where "1e3" is 1000 too; ValueError saying what to type."""
     try:
-        return kind(value)
+        number = float(value)
+        if kind is int:
+            if not (math.isfinite(number) and number.is_integer()):
+                raise ValueError
+            number = int(value) if value.strip().lstrip("+-").isdigit() else int(number)  # exact for long ones
+        return number
     except ValueError:
         raise ValueError(f"{value or 'nothing'} is not a {'whole ' if kind is int else ''}number: try {example}") from None
 
@@ -97,6 +122,7 @@ def run(args, ui: UI) -> int:
         settings = Settings(args)
     except ValueError as e:
         raise UserError(str(e)) from None
+    checkpoint_folder(args.checkpoint)
     device = pick_device(args.device)
     steps = load_steps(whose_code(args, ui))
     with learner_code(steps.mine):
@@ -110,6 +136,11 @@ def _talk(args, ui: UI, settings: Settings, device: str, steps: Steps) -> int:
     c = model.config
     ui.say(f"Loaded {escape(str(args.checkpoint))}/: {count(c.n_layer, 'layer')}, {count(c.n_head, 'head')}, d_model {c.n_embd}, "
            f"vocabulary {c.vocab_size}, context {c.block_size} tokens.")
+    settings.vocab = c.vocab_size
+    for note in settings.notes + _check(settings):
+        ui.say(f"[yellow]{escape(note)}[/yellow]")
+    if hasattr(sys.stdin, "reconfigure"):  # a line that is not UTF-8 is named below, not a crash in input()
+        sys.stdin.reconfigure(errors="surrogateescape")
     if ui.interactive:
         ui.say("Type the start of a text and the model continues it. /help for settings, /quit or Ctrl+D to leave.")
     generate_tokens = steps.generation.generate_tokens
@@ -122,6 +153,10 @@ def _talk(args, ui: UI, settings: Settings, device: str, steps: Steps) -> int:
             ui.say("\nBye." if ui.interactive else "")
             return 0
         line = line.rstrip("\n")
+        if any("\udc80" <= ch <= "\udcff" for ch in line):  # the bytes that did not decode
+            ui.say("[yellow]that line is not UTF-8 text (is the terminal set to UTF-8?), so nothing was generated: "
+                   "type it again[/yellow]")
+            continue
         if line.startswith("/"):
             try:
                 reply = command(settings, line)
@@ -140,7 +175,8 @@ def _talk(args, ui: UI, settings: Settings, device: str, steps: Steps) -> int:
         if settings.seed is not None:
             generator = torch.Generator(device=device).manual_seed(settings.seed)
         try:
-            with one_thread():
+            with one_thread(), warnings.catch_warnings():  # a library's warning would break the streamed line
+                warnings.simplefilter("ignore")
                 _stream(ui, tokenizer, generate_tokens(
                     model, idx, settings.length, temperature=settings.temp, top_k=settings.topk or None,
                     top_p=settings.topp if settings.topp < 1 else None, generator=generator), prompt)

@@ -37,8 +37,11 @@ class History:
         saved = extra.get("history")
         if not isinstance(saved, dict):
             return cls()
-        columns = {name: [float(v) for v in saved.get(name, [])] for name in FIELDS}
-        columns["val_step"] = [int(v) for v in columns["val_step"]]
+        try:
+            columns = {name: [float(v) for v in saved.get(name, [])] for name in FIELDS}
+            columns["val_step"] = [int(v) for v in columns["val_step"]]
+        except (TypeError, ValueError, OverflowError):  # not a history train wrote: the run starts a new one
+            return cls()
         return cls(**columns)
 
     def as_extra(self) -> dict:

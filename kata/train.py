@@ -10,15 +10,18 @@ from your exercises/ (kata/loader.py). This file checks the settings and runs th
 
 import argparse
 import math
+import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import recipe
 from .errors import UserError
-from .loader import Steps, add_code_choice, learner_code, load_model, load_steps, one_thread, pick_device, \
-    read_text, whose_code
-from .rotation import Rotation
+from .loader import Steps, add_code_choice, check_memory, checkpoint_folder, learner_code, load_model, \
+    load_optimizer_state, load_steps, model_memory, one_thread, parse_seed, pick_device, read_text, whose_code
+from .history import GradNorm, History, Recording, show as show_history
+from .rotation import Rotation, TrainingLock
 from .safetext import printable
 from .threads import choose_threads
 from .ui import UI, count, escape
@@ -42,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--batch_size", type=int, default=None, help="windows per step (default: 16, fewer on a short text)")
     run.add_argument("--lr", type=float, default=None,
                      help="peak learning rate (default: 3e-3 up to 128 wide, smaller for wider models)")
-    run.add_argument("--seed", type=int, default=1337, help="the same seed gives the same run (default 1337)")
+    run.add_argument("--seed", default="1337", help="the same seed gives the same run (default 1337)")
     run.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
     run.add_argument("--threads", type=int, default=0,
                      help="CPU threads for training (default: the fastest in a short probe at the start)")
@@ -75,6 +78,14 @@ def validate(args) -> None:
         raise UserError(f"--threads must be 0 (all cores) or more, got {args.threads}")
     if args.device not in ("auto", "cuda", "mps", "cpu"):
         raise UserError(f"--device must be auto, cuda, mps or cpu, got {args.device!r}")
+    try:
+        args.seed = parse_seed(str(args.seed), "--seed")
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    checkpoint_folder(args.checkpoint)
+    if not args.resume:  # the largest model these flags could make, refused before minutes of tokenizer work
+        check_memory({"n_embd": args.d_model, "vocab_size": args.bpe_vocab_size, "block_size": args.block_size or 64,
+                      "d_ff": args.d_ff, "n_layer": args.n_layers, "n_head": args.n_heads}, batch_size=args.batch_size or 16)
 
 
 def _divisor(n: int) -> int:
@@ -105,22 +116,31 @@ class Start:
     epoch: int = 0           # the first epoch to train (from 0)
     optimizer_state: dict | None = None
     best: float = math.inf   # the validation loss a save must beat
+    state_file: Path | None = None  # where optimizer_state was read from
+    history: History = field(default_factory=History)  # the steps and epochs trained so far (kata/history.py)
 
 
 def _train(args, ui: UI, text: str, source: str, device: str, steps: Steps) -> int:
+    directory = Path(args.checkpoint)
+    with TrainingLock(directory):  # a second training into the same folder is refused until this one ends
+        return _train_locked(args, ui, text, source, device, steps, directory)
+
+
+def _train_locked(args, ui: UI, text: str, source: str, device: str, steps: Steps, directory: Path) -> int:
     import torch
 
     began = time.perf_counter()
     torch.manual_seed(args.seed)
-    directory = Path(args.checkpoint)
     # A new run never throws away the model of an earlier one: that moves to checkpoint.previous/ when this run
     # saves its first epoch (not before: Ctrl+C during the first epoch leaves checkpoint/ as it was).
     keeper = Rotation(steps.checkpoint, directory, keep_earlier=not args.resume and (directory / "model.pt").exists())
+    keeper.check_writable(0)
     start = _resume(args, ui, text, steps, device, directory) if args.resume else _fresh(args, ui, text, source, steps)
     model = start.model.to(device)
     keeper.best = start.best
+    keeper.check_writable(12 * model_memory(asdict(model.config))[0])  # the weights, Adam's two numbers a weight
     tconf = _training_config(args, steps, start)
-    optimizer = _optimizer(steps, model, tconf, start.optimizer_state)
+    optimizer = _optimizer(steps, model, tconf, start)
     per_epoch = steps.training.steps_per_epoch(len(start.train_data), tconf.batch_size, model.config.block_size)
     _describe(ui, args, steps, start, tconf, per_epoch, device)
     if keeper.keep_earlier:
@@ -132,6 +152,7 @@ def _train(args, ui: UI, text: str, source: str, device: str, steps: Steps) -> i
     ui.say("")
     tokens_seen = per_epoch * tconf.batch_size * model.config.block_size * (tconf.epochs - start.epoch)
     _summary(ui, history, keeper, elapsed, tokens_seen)
+    show_history(ui, start.history, directory)
     _sample(ui, steps, directory, device)
     return 0
 
@@ -140,7 +161,7 @@ def _fresh(args, ui: UI, text: str, source: str, steps: Steps) -> Start:
     """A tokenizer trained on the text, the settings sized from it, and a new model."""
     ui.say(f"Reading {escape(source)}: {len(text):,} characters.")
     t0 = time.perf_counter()
-    tokenizer, train_data, val_data = steps.checkpoint.prepare_data(text, args.bpe_vocab_size, 0.1)
+    tokenizer, train_data, val_data = _prepare_data(ui, steps, text, args.bpe_vocab_size)
     n_tokens = len(train_data) + len(val_data)
     ui.say(f"Tokenizer: {tokenizer.vocab_size} tokens learned in {time.perf_counter() - t0:.1f} s; "
            f"{count(n_tokens, 'token')} in all ({len(text) / max(1, n_tokens):.2f} characters per token).")
@@ -149,21 +170,97 @@ def _fresh(args, ui: UI, text: str, source: str, steps: Steps) -> Start:
     config = steps.config.GPTConfig(block_size=args.block_size, vocab_size=tokenizer.vocab_size,
                                     n_layer=args.n_layers, n_head=args.n_heads, n_embd=args.d_model,
                                     d_ff=args.d_ff, dropout=args.dropout)
+    check_memory(asdict(config), batch_size=args.batch_size)  # before the model takes it
     return Start(steps.gpt.GPT(config), tokenizer, train_data, val_data)
+
+
+def _prepare_data(ui: UI, steps: Steps, text: str, vocab_size: int):
+    """Step 11's prepare_data, said on screen while it runs; the reference uses the incremental BPE trainer.
+
+    solutions/_fast_bpe.py learns the same merges as step 1's Tokenizer.train and gives the same ids as its
+    encode (tests/test_fast_bpe.py), in seconds where the plain way takes minutes on a long text."""
+    if steps.mine:
+        with Busy(ui, "Training your tokenizer"):
+            return steps.checkpoint.prepare_data(text, vocab_size, 0.1)
+    from solutions import _fast_bpe
+
+    tokenizer = steps.checkpoint.Tokenizer()
+    with Busy(ui, "Training the tokenizer") as busy:
+        _fast_bpe.train_fast(tokenizer, text, vocab_size,
+                             progress=lambda done, total: busy.show(f"{done:,} of {total:,} merges"))
+        busy.show("encoding the text")
+        ids = _fast_bpe.encode_fast(tokenizer, text)
+    data = steps.data.as_token_array(ids, tokenizer.vocab_size)
+    return (tokenizer, *steps.data.train_val_split(data, 0.1))
+
+
+def _encode(ui: UI, steps: Steps, tokenizer, text: str) -> list[int]:
+    if steps.mine:
+        with Busy(ui, "Encoding the text with your tokenizer"):
+            return tokenizer.encode(text)
+    from solutions import _fast_bpe
+
+    with Busy(ui, "Encoding the text"):
+        return _fast_bpe.encode_fast(tokenizer, text)
+
+
+class Busy:
+    """One line saying what is being done and for how long: redrawn in place in a terminal, every 10 s in a log.
+
+    A thread redraws it each half second, so that even work that reports nothing (your tokenizer) is never
+    silent; `show` adds how far it got."""
+
+    def __init__(self, ui: UI, label: str):
+        self.ui, self.label, self.detail = ui, label, ""
+        self.live = ui.out.is_terminal
+        self.began = time.perf_counter()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.width = 0
+
+    def show(self, detail: str) -> None:
+        self.detail = detail
+
+    def __enter__(self) -> "Busy":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        if self.width:
+            sys.stdout.write("\r" + " " * self.width + "\r")
+            sys.stdout.flush()
+
+    def _run(self) -> None:
+        logged = 0.0
+        while not self.stop.wait(0.5):
+            elapsed = time.perf_counter() - self.began
+            line = f"{self.label}: {self.detail + ', ' if self.detail else ''}{elapsed:.0f} s"
+            if self.live:
+                sys.stdout.write("\r" + line.ljust(self.width))
+                sys.stdout.flush()
+                self.width = max(self.width, len(line))
+            elif elapsed - logged >= 10:
+                self.ui.plain(line)
+                logged = elapsed
 
 
 def _resume(args, ui: UI, text: str, steps: Steps, device: str, directory: Path) -> Start:
     """The checkpoint's model, tokenizer and training state, and the text in its tokenizer's ids."""
-    model, tokenizer, extra = load_model(steps, directory, device)
+    model, tokenizer, extra = load_model(steps, directory, device, training=True)
     epoch = int(extra.get("epoch", -1)) + 1
     best = float(extra.get("best_val_loss", math.inf))
     ui.say(f"Resuming {directory}/ after epoch {epoch} (best validation loss {best:.3f}).")
-    ids = steps.data.as_token_array(tokenizer.encode(text), tokenizer.vocab_size)
+    ids = steps.data.as_token_array(_encode(ui, steps, tokenizer, text), tokenizer.vocab_size)
     train_data, val_data = steps.data.train_val_split(ids, 0.1)
     _settings(ui, args, train_data, block=model.config.block_size)
     _check_length(train_data, val_data, model.config.block_size)
+    check_memory(asdict(model.config), f"{directory}/ holds a model too large to train here", args.batch_size,
+                 fix="resume it on a machine with more memory")
     model.train()
-    return Start(model, tokenizer, train_data, val_data, epoch, extra.get("optimizer"), best)
+    return Start(model, tokenizer, train_data, val_data, epoch, extra.get("optimizer"), best,
+                 directory / "train_state.pt", History.from_extra(extra))
 
 
 def _settings(ui: UI, args, train_data, block: int | None = None) -> None:
@@ -197,11 +294,11 @@ def _training_config(args, steps: Steps, start: Start):
     return tconf
 
 
-def _optimizer(steps: Steps, model, tconf, state: dict | None):
+def _optimizer(steps: Steps, model, tconf, start: Start):
     """Made here rather than inside train(), so that each checkpoint can keep its state."""
     optimizer = steps.training.configure_optimizer(model, tconf.lr, tconf.weight_decay)
-    if state is not None:
-        optimizer.load_state_dict(state)
+    if start.optimizer_state is not None:
+        load_optimizer_state(optimizer, start.optimizer_state, start.state_file)
     return optimizer
 
 
@@ -231,8 +328,11 @@ def _loop(ui: UI, steps: Steps, start: Start, tconf, optimizer, per_epoch: int, 
 
     view = TrainingView(tconf.epochs, per_epoch, live=ui.out.is_terminal, write=ui.plain)
     view.header()
+    grad_norm = GradNorm(start.model)
+    keeper.ckpt = Recording(keeper.ckpt, start.history)  # each save keeps the history up to its epoch
 
     def on_event(event: dict) -> None:
+        start.history.add(event, grad_norm.take() if event["kind"] == "step" else math.nan)
         saved = event["kind"] == "epoch" and keeper.offer(event["epoch"], event["val_loss"], start.model,
                                                           start.tokenizer, optimizer)
         view.update(event, "saved" if saved else "")
@@ -244,6 +344,10 @@ def _loop(ui: UI, steps: Steps, start: Start, tconf, optimizer, per_epoch: int, 
         view.close()
         ui.say(f"\nStopped: {keeper.interrupted()}.")
         return None
+    except UserError:  # a save that failed: its sentence goes below the table
+        view.close()
+        ui.say("")
+        raise
     view.close()
     return history
 

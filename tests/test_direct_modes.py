@@ -31,7 +31,7 @@ def small_text(repo) -> str:
 
 def leftovers(repo) -> list[str]:
     """Anything a save could leave half-done beside the checkpoint."""
-    kept = ("checkpoint", "checkpoint.previous")
+    kept = ("checkpoint", "checkpoint.previous", "checkpoint.loss_curve.png")  # the curve is drawn beside it
     return [p.name for p in repo.iterdir() if p.name.startswith("checkpoint") and p.name not in kept]
 
 
