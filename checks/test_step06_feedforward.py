@@ -39,7 +39,27 @@ def what_it_looks_like(got: torch.Tensor, x: torch.Tensor) -> str:
     for value, words in suspects:
         if got.shape == value.shape and torch.allclose(got.double(), value.double(), atol=1e-6):
             return words
+    cube = cube_coefficient(got, x)
+    if cube is not None:
+        return f"the cube coefficient is {cube:.6g}: GPT-2's formula has 0.044715 * x**3"
     return "gelu does not follow 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))"
+
+
+def cube_coefficient(got: torch.Tensor, x: torch.Tensor) -> float | None:
+    """The c for which got = 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + c * x**3))) at every point where that can be
+    read back (|x| from 0.3 to 2, away from tanh's flat ends), when it is one c other than 0.044715; else None."""
+    if got.shape != x.shape:
+        return None
+    x, got = x.double().flatten(), got.double().flatten()
+    keep = (x.abs() > 0.3) & (x.abs() < 2)
+    if keep.sum() < 2:
+        return None
+    x, got = x[keep], got[keep]
+    inner = (2 * got / x - 1).clamp(-1 + 1e-12, 1 - 1e-12)
+    cs = (torch.atanh(inner) / math.sqrt(2 / math.pi) - x) / x ** 3
+    c = cs.median().item()
+    consistent = (cs - c).abs().max().item() < 1e-3 * max(1.0, abs(c))
+    return c if consistent and abs(c - 0.044715) > 1e-4 else None
 
 
 def test_gelu_of_the_hand_examples(step):
@@ -125,7 +145,8 @@ def test_mlp_uses_the_gpt2_names_c_fc_and_c_proj(step):
 def test_mlp_hidden_width_comes_from_config_d_ff(step):
     mlp = make(step)
     fc, proj = tuple(mlp.c_fc.weight.shape), tuple(mlp.c_proj.weight.shape)
-    hint = ": is the hidden width hard-coded as 4 * n_embd? Use config.d_ff" if 4 * C in fc + proj else ""
+    hint = (": the hidden width is hard-coded as 4 * n_embd; use config.d_ff"
+            if fc == (4 * C, C) or proj == (C, 4 * C) else "")
     assert fc == (D_FF, C), (
         f"c_fc.weight has shape {fc}, expected (d_ff, n_embd) = {(D_FF, C)}{hint}\n"
         f"c_fc widens each vector from n_embd = {C} to d_ff = {D_FF}: nn.Linear(config.n_embd, config.d_ff)"
@@ -201,13 +222,19 @@ def test_mlp_dropout_acts_on_the_output_in_training_only(step):
     torch.manual_seed(3)
     noisy = mlp(x)
     assert not torch.allclose(noisy, clean), (
-        "in training mode with dropout=0.5 the output did not change: apply self.dropout to the output of c_proj"
+        "in training mode with dropout=0.5 the output did not change: no dropout is applied; "
+        "apply self.dropout to the output of c_proj"
     )
     dropped = noisy == 0
-    assert dropped.any(), (
-        "in training mode no output was zeroed, yet the output changed: is dropout inside the MLP? "
-        "GPT-2 applies it after c_proj, to the MLP's output"
-    )
+    if not dropped.any():
+        with torch.no_grad():
+            torch.manual_seed(3)
+            hidden = mlp.c_proj(F.dropout(F.gelu(mlp.c_fc(x), approximate="tanh"), 0.5, training=True))
+        inside = torch.allclose(noisy, hidden, atol=1e-5)
+        raise AssertionError(
+            ("dropout acts on the hidden layer, before c_proj: GPT-2 applies it after c_proj, to the MLP's output"
+             if inside else "in training mode with dropout=0.5 no output was zeroed, yet the output changed") +
+            f"; {(noisy - clean).abs().gt(1e-6).float().mean().item():.0%} of the outputs moved")
     assert 0.2 < dropped.float().mean().item() < 0.8, (
         f"in training mode with dropout=0.5 about half the outputs should be zeroed, got "
         f"{dropped.float().mean().item():.0%}: apply self.dropout to the output of c_proj"
@@ -225,3 +252,144 @@ def test_gradients_reach_every_mlp_parameter_and_the_input(step):
     for name, p in mlp.named_parameters():
         assert p.grad is not None, f"{name} received no gradient: is it used in forward?"
         assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, f"{name}'s gradient is zero or not finite"
+
+
+def oracle(mlp, x: torch.Tensor) -> torch.Tensor:
+    """c_proj(gelu(c_fc(x))) from the module's own layers, in eval (no dropout)."""
+    return mlp.c_proj(F.gelu(mlp.c_fc(x), approximate="tanh"))
+
+
+def test_without_bias_the_mlp_is_still_c_proj_of_gelu_of_c_fc(step):
+    """bias=False: the same computation with bias-free layers."""
+    mlp = make(step, bias=False).eval()
+    x = inputs(B, T, C, seed=2) * 2
+    got, want = mlp(x), oracle(mlp, x)
+    assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5), (
+        f"with bias=False the MLP should still be c_proj(gelu(c_fc(x))); it differs by up to "
+        f"{(got - want).abs().max().item() if got.shape == want.shape else float('nan'):.2e}"
+    )
+
+
+@pytest.mark.parametrize("how", ["float64", "non-contiguous", "batch 1, T 1", "large values"])
+def test_the_mlp_handles_any_well_formed_input(step, how):
+    """float64 in gives float64 out; a transposed (non-contiguous) input, a single vector, values in the
+    thousands: each gives c_proj(gelu(c_fc(x))), finite."""
+    mlp = make(step).eval()
+    x = {"float64": lambda: inputs(B, T, C, seed=3).double(),
+         "non-contiguous": lambda: inputs(B, C, T, seed=3).transpose(1, 2),
+         "batch 1, T 1": lambda: inputs(1, 1, C, seed=3),
+         "large values": lambda: inputs(B, T, C, seed=3) * 1000}[how]()
+    if how == "float64":
+        mlp = mlp.double()
+    got = mlp(x)
+    want = oracle(mlp, x.contiguous())
+    assert got.dtype == x.dtype, f"{how}: an input of {x.dtype} gave an output of {got.dtype}"
+    assert got.shape == want.shape, f"{how}: the output has shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+    assert torch.isfinite(got).all(), f"{how}: the output holds NaN or infinite values"
+    scale = want.abs().max().item() + 1
+    assert torch.allclose(got, want, atol=1e-5 * scale, rtol=1e-5), (
+        f"{how}: the MLP differs from c_proj(gelu(c_fc(x))) by up to {(got - want).abs().max().item():.2e}"
+    )
+
+
+def test_gelu_in_float64_and_at_large_magnitudes(step):
+    """float64 stays float64 and keeps its precision; gelu(1000) = 1000 and gelu(-1000) = 0, finite."""
+    x = torch.tensor([-1000.0, -30.0, -1.0, 0.0, 1e-3, 1.0, 30.0, 1000.0], dtype=torch.float64)
+    got = step.gelu(x)
+    assert got.dtype == torch.float64, f"gelu of a float64 tensor gave {got.dtype}: compute in the input's dtype"
+    assert torch.isfinite(got).all(), f"gelu({x.tolist()}) gave {got.tolist()}: NaN or infinite"
+    worst = (got - gelu_tanh_by_hand(x)).abs().max().item()
+    assert worst < 1e-12, f"in float64 gelu differs from the tanh formula by up to {worst:.2e} (tolerance 1e-12)"
+
+
+def test_gradients_are_right_by_finite_differences(step):
+    """torch.autograd.gradcheck in float64: the analytic gradient of gelu and of the MLP, with respect to the
+    input and every parameter, agrees with finite differences."""
+    x = inputs(6, seed=4).double().mul(2).requires_grad_(True)
+    assert torch.autograd.gradcheck(step.gelu, (x,), eps=1e-6, atol=1e-5, raise_exception=False), (
+        "gelu's gradient disagrees with finite differences: is part of it computed outside autograd "
+        "(.detach(), .item(), numpy)?")
+    mlp = make(step).double().eval()
+    x = inputs(1, 2, C, seed=5).double().requires_grad_(True)
+    params = [p for _, p in mlp.named_parameters()]
+
+    def through(x, *weights):
+        return torch.func.functional_call(mlp, dict(zip([n for n, _ in mlp.named_parameters()], weights)), (x,))
+
+    assert torch.autograd.gradcheck(through, (x, *params), eps=1e-6, atol=1e-5, raise_exception=False), (
+        "the MLP's gradients disagree with finite differences")
+
+
+def test_a_call_changes_neither_its_input_nor_its_mode_nor_the_random_stream(step):
+    mlp = make(step, dropout=0.5).eval()
+    x = inputs(B, T, C, seed=6)
+    before, rng = x.clone(), torch.get_rng_state()
+    first = mlp(x)
+    assert torch.equal(x, before), "the MLP changed its input x: work on new tensors, not in place"
+    assert not mlp.training, "the call switched the MLP to training mode"
+    assert torch.equal(torch.get_rng_state(), rng), "in eval mode the call drew random numbers"
+    assert torch.equal(mlp(x), first), "two calls on the same x gave different outputs"
+    mlp.train()
+    mlp(x)
+    assert mlp.training, "the call switched the MLP to eval mode"
+    y = torch.tensor([-1.0, 0.5, 2.0])
+    kept = y.clone()
+    step.gelu(y)
+    assert torch.equal(y, kept), "gelu changed its input: return a new tensor, not x modified in place"
+
+
+def test_dropout_in_training_follows_torch_manual_seed(step):
+    mlp = make(step, dropout=0.5).train()
+    x = inputs(B, T, C, seed=8)
+    torch.manual_seed(21)
+    first = mlp(x)
+    torch.manual_seed(21)
+    again = mlp(x)
+    torch.manual_seed(22)
+    other = mlp(x)
+    clean = mlp.eval()(x)
+    assert not torch.allclose(first, clean), (
+        "in training mode with dropout=0.5 the output did not change: no dropout is applied; "
+        "apply self.dropout to the output of c_proj")
+    assert torch.equal(first, again), "under the same torch.manual_seed two training calls dropped different outputs"
+    assert not torch.equal(first, other), (
+        "two different seeds dropped the same outputs: draw with nn.Dropout from torch's random stream, "
+        "and do not seed it yourself")
+
+
+class OffDevice(torch.overrides.TorchFunctionMode):
+    """Notes the functions whose result lands on another device than the input's (a tensor made without device=)."""
+
+    def __init__(self, device):
+        super().__init__()
+        self.device, self.found = device, []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor) and out.device.type != self.device:
+            self.found.append(getattr(func, "__name__", str(func)))
+        return out
+
+
+def test_runs_on_the_device_of_its_input(step):
+    """On the meta device (shapes only): a tensor made without device= would sit on the CPU."""
+    mlp = make(step).to("meta")
+    x = torch.randn(B, T, C, device="meta")
+    watch = OffDevice("meta")
+    try:
+        with watch:
+            y = mlp(x)
+    except NotImplementedError:
+        raise
+    except RuntimeError as error:
+        if watch.found:
+            raise AssertionError(f"a tensor made without device= is on the CPU while x is on the meta device (made "
+                                 f"by torch.{watch.found[0]}): make it on x.device") from None
+        raise AssertionError(f"the MLP fails on the meta device: {str(error).splitlines()[0]}") from None
+    assert not watch.found, (
+        f"a tensor made without device= is on the CPU while x is on the meta device (made by "
+        f"torch.{watch.found[0]}): make it on x.device"
+    )
+    assert y.device.type == "meta" and tuple(y.shape) == (B, T, C), (
+        f"on the meta device the output should be a meta tensor of shape {(B, T, C)}, got {y.device} {tuple(y.shape)}"
+    )
