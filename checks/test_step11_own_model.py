@@ -91,13 +91,13 @@ def test_prepare_data_returns_a_consistent_split(step):
 def test_the_checkpoint_folder_holds_exactly_the_three_files(step, tokenizer, tmp_path):
     saved(step, tokenizer, tmp_path / "checkpoint")
     found = {p.name for p in (tmp_path / "checkpoint").iterdir()}
-    assert found == FILES, (
-        f"the checkpoint folder should hold exactly {sorted(FILES)}, it holds {sorted(found)}"
-    )
+    missing, more = sorted(FILES - found), sorted(found - FILES)
+    assert not missing, f"the checkpoint folder lacks {', '.join(missing)}: save_checkpoint writes all three files"
+    assert not more, f"without extra the checkpoint folder should hold only the three files, it also holds {more}"
     saved(step, tokenizer, tmp_path / "resumable", extra={"epoch": 3})
     found = {p.name for p in (tmp_path / "resumable").iterdir()}
-    assert found == FILES | {"train_state.pt"}, (
-        f"with extra given, train_state.pt should be saved too; the folder holds {sorted(found)}"
+    assert "train_state.pt" in found, (
+        "with extra given, train_state.pt was not written: torch.save(extra, folder / STATE_FILE)"
     )
 
 
@@ -113,6 +113,14 @@ def test_model_pt_is_a_plain_state_dict(step, tokenizer, tmp_path):
     assert isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()), (
         "model.pt should hold the state dict: a dict of names -> tensors"
     )
+    own = model.state_dict()
+    assert set(state) == set(own), (
+        f"model.pt should hold exactly the model's state dict names; missing {sorted(set(own) - set(state))[:3]}, "
+        f"extra {sorted(set(state) - set(own))[:3]}")
+    changed = [name for name in own if state[name].dtype != own[name].dtype]
+    assert not changed, (
+        f"model.pt holds {changed[0]} as {state[changed[0]].dtype} where the model has {own[changed[0]].dtype}: "
+        f"save model.state_dict() as it is, without converting it")
     fresh = step.GPT(model.config)
     fresh.load_state_dict(state)
     idx = some_tokens(tokenizer.vocab_size)
@@ -152,10 +160,10 @@ def test_save_then_load_gives_identical_logits(step, tokenizer, tmp_path):
     assert loaded.config == model.config, f"the loaded model's config {loaded.config} differs from {model.config}"
     for T in (1, 12):
         idx = some_tokens(tokenizer.vocab_size, T=T)
-        assert torch.equal(logits_of(loaded, idx), logits_of(model, idx)), (
-            f"the loaded model's logits (T={T}) differ from the saved model's: load every weight with "
-            f"model.load_state_dict(state_dict)"
-        )
+        got, want = logits_of(loaded, idx), logits_of(model, idx)
+        if not torch.equal(got, want):
+            raise AssertionError(f"the loaded model's logits (T={T}) differ from the saved model's by up to "
+                                 f"{(got - want).abs().max().item():.3g}{why_other_logits(loaded, model, tmp_path)}")
     assert loaded_tokenizer.vocab_size == tokenizer.vocab_size, "the loaded tokenizer has another vocabulary"
     assert extra == {}, f"without extra, load_checkpoint should return {{}} as its third value, got {extra!r}"
     prompt = torch.tensor([tokenizer.encode("The cat")])
@@ -250,11 +258,41 @@ def test_load_refuses_a_config_that_does_not_match_the_weights(step, tokenizer, 
     config = json.loads(config_file.read_text(encoding="utf-8"))
     config.update(change)
     config_file.write_text(json.dumps(config), encoding="utf-8")
-    message = refusal(step, tmp_path / "checkpoint", f"config.json says {change}, unlike the weights. Is "
-                      f"load_state_dict strict (the default), so that a missing or extra name is an error?")
+    try:
+        loaded, _, _ = step.load_checkpoint(tmp_path / "checkpoint")
+    except ValueError as error:
+        message = str(error)
+    else:
+        raise AssertionError(f"load_checkpoint accepted a broken checkpoint in checkpoint/: it should raise "
+                             f"ValueError; config.json says {change}, unlike the weights{accepted_how(loaded, tmp_path)}")
     assert "config.json" in message and "model.pt" in message, (
         f"the refusal should say that config.json does not match model.pt, got {message!r}"
     )
+
+
+def why_other_logits(loaded, model, tmp_path) -> str:
+    """Where the weights went wrong on the way: into model.pt, or out of it."""
+    weights = torch.load(tmp_path / "checkpoint" / "model.pt", weights_only=True)
+    state, own = loaded.state_dict(), model.state_dict()
+    if not all(name in state and torch.equal(state[name], w) for name, w in weights.items()):
+        return ": the loaded model does not hold model.pt's weights: load them with model.load_state_dict(state_dict)"
+    if not all(name in weights and torch.equal(weights[name], w) for name, w in own.items()):
+        return ": model.pt does not hold the saved model's weights exactly as they were"
+    return ""
+
+
+def accepted_how(loaded, tmp_path) -> str:
+    """Why a mismatched checkpoint loaded, as far as the loaded model shows it: its weights that model.pt also
+    holds, with the same shape, are model.pt's (loaded with strict=False), or they are not (never loaded)."""
+    weights = torch.load(tmp_path / "checkpoint" / "model.pt", weights_only=True)
+    state = loaded.state_dict()
+    shared = [name for name, w in weights.items() if name in state and state[name].shape == w.shape]
+    if not shared:
+        return ""
+    if all(torch.equal(state[name], weights[name]) for name in shared):
+        return (": the weights that match were loaded and the rest ignored: load_state_dict(state_dict) is strict "
+                "by default, so that a missing or extra name is an error; do not pass strict=False")
+    return (": the loaded model does not hold model.pt's weights: load them with model.load_state_dict(state_dict)")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])

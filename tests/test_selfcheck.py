@@ -103,7 +103,7 @@ def misdiagnoses(step, mutant: dict, failed: list) -> list[str]:
 
 
 # The steps whose messages are proven to name no other mistake (the rest are being brought to it).
-EXACT_DIAGNOSES: set[int] = {1, 2, 3, 4, 5, 7, 8, 9, 10}
+EXACT_DIAGNOSES: set[int] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
 
 MUTANTS_OF: dict[int, list[dict]] = {}
 for _param in load_mutants():
