@@ -92,6 +92,18 @@ def _chat(course: Course, args) -> int:
     return chat.run(args, course.ui)
 
 
+def _experiment_arguments(parser) -> None:
+    from . import experiments
+
+    experiments.add_arguments(parser)
+
+
+def _experiment(course: Course, args) -> int:
+    from . import experiments
+
+    return experiments.run(args, course.ui, t.lang)
+
+
 def _dev(course: Course, args) -> int:
     from . import dev
 
@@ -122,6 +134,8 @@ TABLE = (
     Command("train [FILE]", "train a GPT on a text file (or --paste); see: python course.py train --help", _train,
             _train_arguments),
     Command("chat", "talk to the model you trained; see: python course.py chat --help", _chat, _chat_arguments),
+    Command("experiment NAME", "train variants side by side: d_model, heads, positions... (--list shows them)",
+            _experiment, _experiment_arguments),
     Command("dev check", "for whoever changes the course: is every step whole? (CONTRIBUTING.md)", _dev,
             lambda p: p.add_argument("what", choices=["check"], help="check: every step has all its parts"),
             maintainer=True),
