@@ -104,6 +104,18 @@ def _experiment(course: Course, args) -> int:
     return experiments.run(args, course.ui, t.lang)
 
 
+def _inspect_arguments(parser) -> None:
+    from . import inside
+
+    inside.add_arguments(parser)
+
+
+def _inspect(course: Course, args) -> int:
+    from . import inside
+
+    return inside.run(args, course.ui, t.lang)
+
+
 def _dev(course: Course, args) -> int:
     from . import dev
 
@@ -134,6 +146,8 @@ TABLE = (
     Command("train [FILE]", "train a GPT on a text file (or --paste); see: python course.py train --help", _train,
             _train_arguments),
     Command("chat", "talk to the model you trained; see: python course.py chat --help", _chat, _chat_arguments),
+    Command("inspect [PROMPT]", "look inside the model you trained: tokens, attention, logit lens, neighbours",
+            _inspect, _inspect_arguments),
     Command("experiment NAME", "train variants side by side: d_model, heads, positions... (--list shows them)",
             _experiment, _experiment_arguments),
     Command("dev check", "for whoever changes the course: is every step whole? (CONTRIBUTING.md)", _dev,
