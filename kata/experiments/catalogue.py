@@ -160,9 +160,12 @@ def norm(lab: Lab) -> list[Result]:
     return results
 
 
+CLEAR_MARGIN = 0.05  # a difference in validation loss smaller than this is noise between seeds, not an effect
+
+
 def post_norm_needs_warmup(results: list[Result]) -> bool:
     pre_warm, pre_cold, post_warm, post_cold = (r.val_loss for r in results)
-    return post_cold > post_warm and post_cold > max(pre_warm, pre_cold)
+    return post_cold > post_warm + CLEAR_MARGIN and post_cold > max(pre_warm, pre_cold) + CLEAR_MARGIN
 
 
 # --- BPE vocabulary --------------------------------------------------------------------------------------

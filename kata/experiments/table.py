@@ -17,9 +17,9 @@ EXPERIMENTS = (
          ("Model o szerokości 8 ma wielokrotnie mniej parametrów; większość z nich to tablica osadzeń.",
           "Oba się uczą: każda strata spada wyraźnie poniżej ln(słownika), straty zgadywania na ślepo.",
           "Wąski model zatrzymuje się wyżej: 8 liczb na token nie pomieści tego, od czego zależy następny.")),
-        ("d_model 64 ends with a lower validation loss than d_model 8",
-         "d_model 64 kończy z niższą stratą walidacyjną niż d_model 8"),
-        lambda r: r[1].val_loss < r[0].val_loss),
+        ("d_model 64 ends with a validation loss lower than d_model 8's by more than 0.05",
+         "d_model 64 kończy ze stratą walidacyjną niższą niż d_model 8 o ponad 0,05"),
+        lambda r: r[1].val_loss < r[0].val_loss - c.CLEAR_MARGIN),
     Experiment(
         "epochs", ("100 epochs on a few pages: does the model overfit?",
                    "100 epok na kilku stronach: czy model się przeucza?"),
@@ -51,9 +51,9 @@ EXPERIMENTS = (
           "Jedna głowica miesza wcześniejsze pozycje w jeden sposób; kilka węższych może śledzić kilka "
           "zależności naraz.",
           "Na tak małym tekście różnica jest niewielka; rośnie z dłuższym kontekstem i bogatszym tekstem.")),
-        ("4 or 8 heads end with a lower validation loss than 1 head",
-         "4 lub 8 głowic kończy z niższą stratą walidacyjną niż 1 głowica"),
-        lambda r: min(r[1].val_loss, r[2].val_loss) < r[0].val_loss),
+        ("4 or 8 heads end with a validation loss lower than 1 head's by more than 0.05",
+         "4 lub 8 głowic kończy ze stratą walidacyjną niższą niż 1 głowica o ponad 0,05"),
+        lambda r: min(r[1].val_loss, r[2].val_loss) < r[0].val_loss - c.CLEAR_MARGIN),
     Experiment(
         "data", ("25%, 50% or 100% of the text", "25%, 50% czy 100% tekstu"),
         c.text_size,
@@ -65,8 +65,9 @@ EXPERIMENTS = (
           "Przy mniejszym tekście te same kroki częściej czytają te same zdania: niższa strata treningowa, "
           "wyższa walidacyjna.",
           "Więcej tekstu to najpewniejsza droga do lepszego modelu.")),
-        ("the validation loss falls as the text grows", "strata walidacyjna maleje, gdy tekstu przybywa"),
-        lambda r: r[0].val_loss > r[1].val_loss > r[2].val_loss),
+        ("the validation loss falls by more than 0.05 at each step up in text",
+         "strata walidacyjna spada o ponad 0,05 z każdym przyrostem tekstu"),
+        lambda r: r[0].val_loss > r[1].val_loss + c.CLEAR_MARGIN and r[1].val_loss > r[2].val_loss + c.CLEAR_MARGIN),
     Experiment(
         "positions", ("no positional embeddings: what breaks?", "bez osadzeń pozycji: co się psuje?"),
         c.no_positions,
@@ -78,8 +79,9 @@ EXPERIMENTS = (
           "kolejności zostawia tylko maska przyczynowa.",
           "Następne słowo zależy od kolejności słów przed nim, więc strata zostaje wyższa.",
           "Model jest mniejszy o tablicę: block_size x d_model liczb.")),
-        ("without positions the validation loss is higher", "bez pozycji strata walidacyjna jest wyższa"),
-        lambda r: r[1].val_loss > r[0].val_loss),
+        ("without positions the validation loss is higher by more than 0.05",
+         "bez pozycji strata walidacyjna jest wyższa o ponad 0,05"),
+        lambda r: r[1].val_loss > r[0].val_loss + c.CLEAR_MARGIN),
     Experiment(
         "sinusoidal", ("sinusoidal vs learned positions", "pozycje sinusoidalne czy wyuczone"),
         c.sinusoidal,
@@ -92,7 +94,7 @@ EXPERIMENTS = (
           "Tablica wyuczona (jak w GPT-2) musi poznać każdą pozycję z tekstu i może dopasować się do niego.",
           "Przy krótkim kontekście obie działają mniej więcej tak samo.")),
         ("the two end within 0.1 of each other in validation loss",
-         "obie kończą ze stratą walidacyjną różniącą się o mniej niż 0,1"),
+         "obie kończą ze stratami walidacyjnymi różniącymi się o mniej niż 0,1"),
         lambda r: abs(r[0].val_loss - r[1].val_loss) < 0.1),
     Experiment(
         "residual", ("no residual connections: can it still train?",
@@ -104,9 +106,9 @@ EXPERIMENTS = (
          ("Bez ścieżki rezydualnej cały sygnał musi przejść przez każdą warstwę, a gradient z powrotem.",
           "Strata spada wolniej i zostaje wyższa; im głębszy stos, tym gorzej.",
           "Z nią każdy blok tylko dodaje poprawkę do strumienia, który płynie prosto przez model.")),
-        ("without residual connections the validation loss is higher",
-         "bez połączeń rezydualnych strata walidacyjna jest wyższa"),
-        lambda r: r[1].val_loss > r[0].val_loss),
+        ("without residual connections the validation loss is higher by more than 0.05",
+         "bez połączeń rezydualnych strata walidacyjna jest wyższa o ponad 0,05"),
+        lambda r: r[1].val_loss > r[0].val_loss + c.CLEAR_MARGIN),
     Experiment(
         "norm", ("post-norm vs pre-norm, with and without a warm-up",
                  "post-norm czy pre-norm, z rozgrzewką i bez"),
@@ -123,8 +125,8 @@ EXPERIMENTS = (
           "podwarstwą i nie dotyka ścieżki rezydualnej.",
           "Bez rozgrzewki pierwsze pełne kroki najmocniej uderzają w niewyuczony stos post-norm; pre-norm "
           "prawie jej nie potrzebuje.")),
-        ("post-norm without a warm-up ends worst of the four",
-         "post-norm bez rozgrzewki kończy najgorzej z czterech"),
+        ("post-norm without a warm-up ends worst of the four, by more than 0.05",
+         "post-norm bez rozgrzewki kończy najgorzej z czterech, o ponad 0,05"),
         c.post_norm_needs_warmup),
     Experiment(
         "vocab", ("BPE vocabulary of 256, 512, 1024 or 2048 tokens",
