@@ -2,7 +2,8 @@
 
 Everything so far, stacked: embeddings, n_layer blocks, a final LayerNorm, and a linear layer that turns each
 position's vector into one score (logit) per vocabulary token, predicting the next token. The output layer
-shares its weights with the token embedding (weight tying), and the weights start as GPT-2's did.
+shares its weights with the token embedding (weight tying), and the weights start as nanoGPT and Hugging Face
+start GPT-2's (std 0.02 everywhere; OpenAI's own code drew the position table with 0.01).
 """
 
 import math
@@ -35,7 +36,9 @@ class GPT(nn.Module):
     def _init_weights(self, module: nn.Module) -> None:
         """GPT-2's initialisation of one module: Linear and Embedding weights normal with std 0.02, biases 0.
 
-        Called on every module by self.apply. LayerNorms keep the weight 1 and bias 0 they were built with.
+        The std 0.02 for every table is nanoGPT's and Hugging Face's convention (OpenAI's code drew wpe with
+        0.01). Called on every module by self.apply. LayerNorms keep the weight 1 and bias 0 they were built
+        with.
         """
         # TODO: for an nn.Linear, nn.init.normal_(module.weight, mean=0.0, std=0.02), and nn.init.zeros_ on
         # its bias unless that is None; for an nn.Embedding, the same normal_ on its weight. Others: nothing.
