@@ -97,6 +97,9 @@ def test_the_sinusoids_are_the_fixed_waves_and_learn_nothing(steps):
             assert math.isclose(table[pos, 2 * i + 1], math.cos(pos * f), abs_tol=1e-6)
     model = tiny_gpt(steps, positions.with_sinusoids)
     assert not any("wpe" in name for name, _ in model.named_parameters()), "the table is a buffer, not trained"
+    waves = model.transformer.emb.wpe.table
+    assert torch.allclose(waves, positions.WAVE_SCALE * positions.sinusoids(8, 16))
+    assert 0.01 < waves.std().item() < 0.03, "the waves start at the learned table's size (std 0.02), not at 1"
 
 
 def test_no_residual_has_no_path_around_a_sublayer_and_post_norm_normalises_last(steps):

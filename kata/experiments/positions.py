@@ -1,11 +1,11 @@
-"""Two other position tables for step 3's Embeddings: none at all, and GPT-2's predecessor's fixed waves.
+"""Two other position tables for step 3's Embeddings: none at all, and the original Transformer's fixed waves.
 
 Embeddings adds wpe(pos) to every token's vector. Both variants replace that one submodule, wpe, and leave the
 rest of the model as it is:
 
-    NoPositions          wpe(pos) = 0: the model sees which tokens came before, but not in what order
+    NoPositions          wpe(pos) = 0: no position signal at all; only the causal mask tells positions apart
     SinusoidalPositions  wpe(pos)[2i] = sin(pos / 10000^(2i / C)), wpe(pos)[2i + 1] = cos(...): fixed waves of
-                         ever longer wavelengths (the original Transformer's), nothing learned
+                         ever longer wavelengths, nothing learned, scaled to the learned table's starting size
 """
 
 import math
@@ -38,12 +38,19 @@ def sinusoids(block_size: int, n_embd: int) -> torch.Tensor:
     return table
 
 
+# GPT-2 starts its token table at std 0.02; waves of amplitude 1 (std 0.71) would drown the tokens' vectors. The
+# original Transformer scaled its token embeddings up by sqrt(d_model) instead; here the waves are scaled down to
+# the learned table's starting size, so that only the kind of position signal differs between the two variants.
+WAVE_SCALE = 0.02 * math.sqrt(2)
+
+
 class SinusoidalPositions(nn.Module):
-    """pos (T,) -> rows of the fixed sinusoids table (T, C); a buffer, so the optimizer never changes it."""
+    """pos (T,) -> rows of the fixed sinusoids table (T, C), times WAVE_SCALE; a buffer, so the optimizer never
+    changes it."""
 
     def __init__(self, block_size: int, n_embd: int):
         super().__init__()
-        self.register_buffer("table", sinusoids(block_size, n_embd), persistent=False)
+        self.register_buffer("table", WAVE_SCALE * sinusoids(block_size, n_embd), persistent=False)
 
     def forward(self, pos: torch.Tensor) -> torch.Tensor:
         return self.table[pos]  # (T, C)
