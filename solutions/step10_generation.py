@@ -143,7 +143,8 @@ def next_token_logits(model: GPT, idx: torch.Tensor, cache: KVCache | None = Non
     With a cache that holds every token of idx but the newest (and has room): run only the newest token.
     Otherwise (empty cache, or full): reset it and fill it again from the last block_size tokens of idx.
     subtle: a full cache cannot slide by one token. Each cached key was computed at a position (wpe), and
-    after cropping every token sits one position earlier, so all keys and values must be computed again.
+    after cropping every token sits one position earlier; in the deeper layers each key and value also saw the
+    dropped token. A slid cache would only approximate the cropped context, so all are computed again.
     """
     block_size = model.config.block_size
     if cache is not None and 0 < cache.length < block_size:
