@@ -3,9 +3,10 @@
 Step 8's GPT starts out guessing: its loss is about ln(vocab_size), the loss of a uniform guess. Training
 lowers it one small step at a time: take a batch of windows (step 2), measure the loss, let autograd find each
 weight's gradient, and move every weight a little against it. This step adds what makes that work well in
-practice, as for GPT-2 and GPT-3: AdamW with weight decay on the matrices only, a learning rate that warms up
-and then decays along a cosine, gradient clipping, and an evaluation on held-out text with dropout turned off,
-reported as a loss and as a perplexity.
+practice, with the settings the GPT-3 paper published, as nanoGPT uses them (the GPT-2 paper gives none):
+AdamW with weight decay on the matrices only, a learning rate that warms up and then decays along a cosine,
+gradient clipping, and an evaluation on held-out text with dropout turned off, reported as a loss and as a
+perplexity.
 """
 
 import math
