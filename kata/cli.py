@@ -116,6 +116,23 @@ def _inspect(course: Course, args) -> int:
     return inside.run(args, course.ui, t.lang)
 
 
+def _hf_command(name: str) -> Callable:
+    """export and import: (course, args) -> exit code, with kata/hf.py imported only when one of them runs."""
+    def run(course: Course, args) -> int:
+        from . import hf
+
+        return getattr(hf, f"run_{name}")(args, course.ui)
+    return run
+
+
+def _hf_arguments(name: str) -> Callable:
+    def arguments(parser) -> None:
+        from . import hf
+
+        getattr(hf, f"add_{name}_arguments")(parser)
+    return arguments
+
+
 def _dev(course: Course, args) -> int:
     from . import dev
 
@@ -150,6 +167,10 @@ TABLE = (
             _inspect, _inspect_arguments),
     Command("experiment NAME", "train variants side by side: d_model, heads, positions... (--list shows them)",
             _experiment, _experiment_arguments),
+    Command("export OUT", "write the model you trained as a Hugging Face GPT-2 folder (transformers loads it)",
+            _hf_command("export"), _hf_arguments("export")),
+    Command("import HF_DIR", "make a Hugging Face GPT-2 (--download gpt2: the real one) a checkpoint chat talks to",
+            _hf_command("import"), _hf_arguments("import")),
     Command("dev check", "for whoever changes the course: is every step whole? (CONTRIBUTING.md)", _dev,
             lambda p: p.add_argument("what", choices=["check"], help="check: every step has all its parts"),
             maintainer=True),
