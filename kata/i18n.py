@@ -10,7 +10,7 @@ MESSAGES = {
     "step_n": ("Step {n}", "Krok {n}"),
     "all_pass": ("All {total} checks pass.", "Wszystkie sprawdziany ({total}) przechodzą."),
     "some_pass": ("{passed} of {total} checks pass.", "Przechodzi {passed} z {total} sprawdzianów."),
-    "hint_pointer": ("Stuck? A hint: python course.py hint {n}", "Utknąłeś? Podpowiedź: python course.py hint {n}"),
+    "hint_pointer": ("Stuck? A hint: python course.py hint {n}", "Nie wiesz, jak dalej? Podpowiedź: python course.py hint {n}"),
     "verbose_pointer": ("The full tracebacks: python course.py check {n} -v",
                         "Pełne ślady błędów: python course.py check {n} -v"),
     "n_pass": ("{passed} checks pass.", "Przechodzące sprawdziany: {passed}."),
