@@ -9,28 +9,11 @@ import warnings
 import pytest
 import torch
 
+from kata.hf import to_hf_state_dict  # the mapping `course.py export` writes with
 from solutions.step03_embeddings import GPTConfig
 from solutions.step08_gpt import GPT
 
 transformers = pytest.importorskip("transformers")
-
-# Hugging Face keeps these Linear layers as Conv1D, whose weight is stored (in, out): ours is (out, in).
-CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-
-
-def to_hf_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Our GPT's state dict under Hugging Face GPT2LMHeadModel's names and layouts.
-
-    transformer.emb.wte.weight -> transformer.wte.weight (and wpe likewise); the weights of c_attn, c_proj
-    and c_fc transposed; every other key (ln_1, ln_2, ln_f, biases, lm_head) one to one.
-    """
-    hf = {}
-    for name, tensor in state_dict.items():
-        name = name.replace("transformer.emb.", "transformer.")
-        if name.endswith(CONV1D):
-            tensor = tensor.t()
-        hf[name] = tensor.contiguous()
-    return hf
 
 
 def hf_twin(config: GPTConfig):
