@@ -145,7 +145,8 @@ def export(checkpoint, out, ui: UI) -> None:
         "vocab.json": vocab,
         "merges.txt": "#version: 0.2\n" + "".join(line + "\n" for line in merges),
         "tokenizer_config.json": {"tokenizer_class": "GPT2Tokenizer", "model_max_length": config.block_size,
-                                  "add_prefix_space": False, "add_bos_token": False, "bos_token": None,
+                                  "add_prefix_space": False, "add_bos_token": False,
+                                  "clean_up_tokenization_spaces": False, "bos_token": None,
                                   "eos_token": None, "unk_token": None, "pad_token": None},
         # How `course.py chat` samples by default: temperature 0.8 among the 40 likeliest tokens.
         "generation_config.json": {"do_sample": True, "temperature": 0.8, "top_k": 40},
@@ -271,7 +272,7 @@ def import_model(steps, hf_dir) -> tuple:
                         f"wte's")
     # Only tokens our tokenizer has keep their rows: <|endoftext|> (GPT-2's 50256) has no bytes to encode.
     config["vocab_size"] = len(byte_order)
-    check_memory(config, f"{hf_dir}")
+    check_memory(config, str(hf_dir), fix="it needs a machine with more memory")
     model = steps.gpt.GPT(steps.config.GPTConfig(**config))
     try:
         state_dict = from_hf_state_dict(hf, byte_order)

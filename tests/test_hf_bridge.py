@@ -123,10 +123,12 @@ def test_export_of_a_model_without_biases_gives_its_logits(transformers, checkpo
     model = course_model(tokenizer.vocab_size, bias=False)
     save_checkpoint(tmp_path / "nobias", model, tokenizer)
     hf.export(tmp_path / "nobias", tmp_path / "out", UI())
-    theirs = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "out", local_files_only=True).eval()
+    theirs, loading = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "out", local_files_only=True,
+                                                                        output_loading_info=True)
+    assert not loading["missing_keys"], f"tensors left to Hugging Face's initialisation: {loading['missing_keys']}"
     idx = torch.randint(0, tokenizer.vocab_size, (2, 48), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        assert (theirs(idx).logits - model(idx)[0]).abs().max().item() < 1e-5
+        assert (theirs.eval()(idx).logits - model(idx)[0]).abs().max().item() < 1e-5
 
 
 def test_export_never_writes_into_a_folder_that_holds_files(checkpoint, tmp_path, capsys):
@@ -229,6 +231,20 @@ def test_import_reads_pytorch_model_bin(transformers, tmp_path):
     model, _ = hf.import_model(hf.load_steps(False), tmp_path / "hf")
     order = GPT2Tokenizer.from_files(tmp_path / "hf" / "vocab.json", tmp_path / "hf" / "merges.txt").to_gpt2
     assert torch.equal(model.transformer.emb.wte.weight, theirs.transformer.wte.weight[order])
+
+
+def test_import_reads_the_hubs_layout_of_gpt2s_file(transformers, tmp_path):
+    """The hub's GPT-2 file names its tensors without "transformer." and keeps each layer's causal mask."""
+    import safetensors.torch
+
+    theirs = hf_gpt2(transformers, tmp_path / "hf", n_layer=2)
+    weights = {name.removeprefix("transformer."): tensor for name, tensor in theirs.state_dict().items()
+               if name != "lm_head.weight"}
+    for i in range(2):
+        weights[f"h.{i}.attn.bias"] = torch.tril(torch.ones(32, 32)).view(1, 1, 32, 32)
+    safetensors.torch.save_file(weights, tmp_path / "hf" / "model.safetensors", metadata={"format": "pt"})
+    model, _ = hf.import_model(hf.load_steps(False), tmp_path / "hf")
+    assert torch.equal(model.transformer.h[1].attn.c_proj.weight, theirs.transformer.h[1].attn.c_proj.weight.t())
 
 
 class Payload:
