@@ -265,14 +265,14 @@ def import_model(steps, hf_dir) -> tuple:
     if sorted(byte_order[:256]) != list(range(256)) or max(byte_order) >= config["vocab_size"]:
         raise UserError(f"{hf_dir}/vocab.json does not give the 256 bytes ids 0 to 255 and its merges ids below "
                         f"vocab_size {config['vocab_size']}, as GPT-2's does")
+    # Only tokens our tokenizer has keep their rows: <|endoftext|> (GPT-2's 50256) has no bytes to encode.
+    config["vocab_size"] = len(byte_order)
+    check_memory(config, str(hf_dir), fix="it needs a machine with more memory")
     hf = read_weights(hf_dir)
     lm_head, wte = hf.get("lm_head.weight"), hf.get("transformer.wte.weight", hf.get("wte.weight"))
     if lm_head is not None and wte is not None and not torch.equal(lm_head, wte):
         raise UserError(f"the weights in {hf_dir} give lm_head a matrix of its own, and the course's GPT shares "
                         f"wte's")
-    # Only tokens our tokenizer has keep their rows: <|endoftext|> (GPT-2's 50256) has no bytes to encode.
-    config["vocab_size"] = len(byte_order)
-    check_memory(config, str(hf_dir), fix="it needs a machine with more memory")
     model = steps.gpt.GPT(steps.config.GPTConfig(**config))
     try:
         state_dict = from_hf_state_dict(hf, byte_order)
