@@ -33,7 +33,8 @@ class Settings:
     block_size: int = 32       # context in tokens: the bundled corpus gets 32 from kata/recipe.py too
     batch_size: int = 16       # windows per step
     lr: float = 3e-3           # the peak learning rate (kata/recipe.py's for a model up to 128 wide)
-    warmup: bool = True        # a linear warm-up over the first 5% of the steps, as step 9's train does
+    warmup: bool = True        # a linear warm-up first, as step 9's train does...
+    warmup_fraction: float = 0.05  # ...over this part of the steps (step 9's: 5%)
     vocab_size: int = 512      # the BPE vocabulary, as course.py train uses by default
     eval_batches: int = 4      # batches per point of a loss curve
     final_batches: int = 12    # batches for the numbers in the table
@@ -152,14 +153,14 @@ def train(lab: Lab, model, corpus: Corpus, settings: Settings, total: int | None
           points: list[int] | None = None, on_point: Callable | None = None) -> dict:
     """Train model for `total` steps (lab.budget) with step 9's pieces; return {"train": [...], "val": [...]}.
 
-    The learning rate follows step 9's lr_at (a warm-up over 5% of the steps unless settings.warmup is False,
+    The learning rate follows step 9's lr_at (a warm-up over settings.warmup_fraction of the steps unless settings.warmup is False,
     then a cosine); the batches come from one generator seeded alike for every variant. The losses are
     measured after each step in `points` (evaluation_steps(total)), and on_point(step) is called then.
     """
     training = lab.steps.training
     total = total or lab.budget
     optimizer = training.configure_optimizer(model, settings.lr)
-    warmup = max(1, total // 20) if settings.warmup else 0
+    warmup = max(1, round(total * settings.warmup_fraction)) if settings.warmup else 0
     batches = torch.Generator().manual_seed(lab.seed)
     points = set(points or evaluation_steps(total))
     curve = {"train": [], "val": []}

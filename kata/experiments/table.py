@@ -115,14 +115,14 @@ EXPERIMENTS = (
         "norm", ("post-norm vs pre-norm, with and without a warm-up",
                  "post-norm czy pre-norm, z rozgrzewką i bez"),
         c.norm,
-        ((f"{c.DEEP_LAYERS} layers and a bold learning rate ({c.DEEP_LR:g}): deep enough for the place of the "
-          "LayerNorm to matter.",
+        ((f"{c.DEEP_LAYERS} layers, deep enough for the place of the LayerNorm to matter; the warm-up takes "
+          f"{c.LONG_WARMUP:.0%} of the steps.",
           "Post-norm (the original Transformer) normalises after each sum; pre-norm (GPT-2) before each "
           "sublayer, leaving the residual path untouched.",
           "Without a warm-up the first full-size steps hit the untrained post-norm stack hardest; pre-norm "
           "hardly needs one."),
-         (f"{c.DEEP_LAYERS} warstw i śmiała stała uczenia ({c.DEEP_LR:g}): dość głęboko, by miejsce "
-          "LayerNorm miało znaczenie.",
+         (f"{c.DEEP_LAYERS} warstw: dość głęboko, by miejsce LayerNorm miało znaczenie; rozgrzewka zajmuje "
+          f"{c.LONG_WARMUP:.0%} kroków.".replace("%", " %"),
           "Post-norm (pierwszy Transformer) normalizuje po każdej sumie; pre-norm (GPT-2) przed każdą "
           "podwarstwą i nie dotyka ścieżki rezydualnej.",
           "Bez rozgrzewki pierwsze pełne kroki najmocniej uderzają w niewyuczony stos post-norm; pre-norm "
