@@ -140,8 +140,20 @@ BAD_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("mode, changes, said", [("chat", *case) for case in BAD_CONFIGS] + [
-    ("train", *BAD_CONFIGS[0]), ("train", *BAD_CONFIGS[4])])
+@pytest.mark.parametrize("changes, said", BAD_CONFIGS)
+def test_every_bad_config_gets_its_sentence_before_anything_is_built(trained, changes, said):
+    """The rule itself, on each case; the two tests below show it holds through chat and train."""
+    from kata.errors import UserError
+    from kata.loader import check_config
+
+    config = {**json.loads((trained / "config.json").read_text()), **changes}
+    with pytest.raises(UserError) as refused:
+        check_config(config, "checkpoint/config.json is damaged")
+    assert said in str(refused.value)
+
+
+@pytest.mark.parametrize("mode, changes, said", [("chat", *BAD_CONFIGS[0]), ("chat", *BAD_CONFIGS[2]),
+                                                 ("train", *BAD_CONFIGS[1]), ("train", *BAD_CONFIGS[4])])
 def test_a_config_no_model_can_be_built_from_is_one_sentence(trained_repo, mode, changes, said):
     edit_config(trained_repo / "checkpoint", **changes)
     before = snapshot(trained_repo / "checkpoint")
