@@ -40,7 +40,7 @@ def pytest_addoption(parser):
     group.addoption("--impl", metavar="PACKAGE",
                     help="run the checks against another package laid out like exercises/ (dotted name or folder)")
     group.addoption("--mutants", choices=("sample", "all"), default="sample",
-                    help="the self-check's mutants: a fixed third of each step's (default, fast) or all of them")
+                    help="the self-check's mutants: a fixed quarter of each step's (default, fast) or all of them")
 
 
 def implementation_package(config) -> str:

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.timeout(180)
 
 TRACEBACK = "Traceback (most recent call last)"
 TINY = ["--d_model", "16", "--n_heads", "2", "--n_layers", "1", "--d_ff", "32", "--block_size", "16",
-        "--bpe_vocab_size", "280", "--batch_size", "8", "--lr", "3e-3"]
+        "--bpe_vocab_size", "280", "--batch_size", "8", "--lr", "3e-3", "--threads", "1"]  # the thread probe is shown in tests/test_loop_words.py
 
 
 def no_traceback(out) -> None:

@@ -56,7 +56,7 @@ def test_demo_1_on_the_reference_does_not_say_your_tokenizer(repo):
 
 
 TINY = ["--d_model", "16", "--n_heads", "2", "--n_layers", "1", "--d_ff", "32", "--bpe_vocab_size", "280",
-        "--epochs", "1", "--batch_size", "8"]
+        "--epochs", "1", "--batch_size", "8", "--threads", "1"]  # the thread probe is shown in tests/test_loop_words.py
 
 
 def passed_everything(repo) -> None:
