@@ -7,8 +7,8 @@ One training step is forward, loss, backward, gradient clipping to norm 1.0 and 
           PyTorch offers it; weight decay 0.1 on the matrices only)
   theirs: GPT2LMHeadModel(input_ids, labels=..., shift_labels=...) for its own loss, loss.backward(),
           torch.nn.utils.clip_grad_norm_(..., 1.0) (Hugging Face's Trainer clips at 1.0 by default) and
-          torch.optim.AdamW over all its parameters, same lr, betas and weight decay, in PyTorch's default
-          implementation: what a practitioner gets without asking for more.
+          the very same optimizer: configure_optimizer on its parameters (the same AdamW implementation,
+          lr, betas and weight decay on the matrices only), so that the ratio measures the models alone.
 Both models are the same network: GPT2Config with n_inner = d_ff, activation "gelu_new" (GPT-2's tanh GELU),
 every dropout 0, LayerNorm eps 1e-5 and its default attention implementation (printed); our initial weights
 are copied into it (with the mapping that tests/test_gpt2_equivalence.py proves exact), and both read the
@@ -64,7 +64,7 @@ def measure(fields: dict, batch_size: int, steps: int, repeats: int, warmup: int
     ours = GPT(config).train()
     theirs = hf_copy(ours).train()
     ours_opt = configure_optimizer(ours, LR, WEIGHT_DECAY, BETAS)
-    theirs_opt = torch.optim.AdamW(theirs.parameters(), lr=LR, betas=BETAS, weight_decay=WEIGHT_DECAY)
+    theirs_opt = configure_optimizer(theirs, LR, WEIGHT_DECAY, BETAS)  # the same optimizer on both sides
     T = config.block_size
     g = torch.Generator().manual_seed(1)
     windows = torch.randint(0, config.vocab_size, (64, batch_size, T + 1), generator=g)
