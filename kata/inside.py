@@ -62,6 +62,10 @@ def kept_attention(model):
     seen = []
     layers = [block.attn for block in _blocks(model)]
     modules = {sys.modules[type(a).__module__] for a in layers}
+    missing = [m.__name__ for m in modules if not callable(getattr(m, "causal_attention", None))]
+    if missing:
+        raise UserError(f"{missing[0]} has no causal_attention function to listen in on: the attention maps need "
+                        f"step 4's causal_attention, imported into step 5's module as the reference does")
     originals = {m: m.causal_attention for m in modules}
     flashes = [getattr(a, "flash", None) for a in layers]
 
