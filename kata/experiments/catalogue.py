@@ -152,8 +152,7 @@ LONG_WARMUP = 0.3
 
 def norm(lab: Lab) -> list[Result]:
     corpus = make_corpus(lab.steps, lab.text, lab.settings.vocab_size)
-    deep = changed(lab, n_layer=2 * lab.settings.n_layer if lab.settings.n_layer < 4 else DEEP_LAYERS,
-                   warmup_fraction=LONG_WARMUP)
+    deep = changed(lab, n_layer=DEEP_LAYERS, warmup_fraction=LONG_WARMUP)  # --quick too: the notice says 8
     post = lambda model: blocks.wrap_blocks(model, blocks.PostNorm)
     results = []
     for name, swap in (("pre-norm", None), ("post-norm", post)):
