@@ -13,6 +13,8 @@ import re
 import pytest
 import torch
 
+from _meta_device import on_meta
+
 B, T, C, VOCAB, BLOCK = 2, 5, 12, 11, 7
 
 # The causes a message may name, each only once the check has seen that very mistake's output.
@@ -356,36 +358,11 @@ def test_float64_tables_give_float64_vectors(step):
     assert torch.equal(x, expected(emb, idx)), f"{cause_of(emb, x, idx)}in float64, x differs from wte[idx] + wpe[t]"
 
 
-class OffDevice(torch.overrides.TorchFunctionMode):
-    """Notes the functions whose result lands on another device than the input's (a tensor made without device=)."""
-
-    def __init__(self, device):
-        super().__init__()
-        self.device, self.found = device, []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        if isinstance(out, torch.Tensor) and out.device.type != self.device:
-            self.found.append(getattr(func, "__name__", str(func)))
-        return out
-
-
 def test_runs_on_the_device_of_its_input(step):
     """On the meta device (shapes only): a tensor made without device= would sit on the CPU."""
     emb = make(step).to("meta").eval()
     idx = tokens(B, T).to("meta")
-    watch = OffDevice("meta")
-    try:
-        with watch:
-            x = emb(idx, 1)
-    except NotImplementedError:
-        raise
-    except RuntimeError as error:
-        raise AssertionError(f"forward fails for idx on the meta device: {str(error).splitlines()[0]}") from None
-    assert not watch.found, (
-        f"a tensor made without device= is on the CPU while idx is on the meta device (made by "
-        f"torch.{watch.found[0]}): torch.arange(..., device=idx.device)"
-    )
+    x = on_meta(lambda: emb(idx, 1), "forward for idx", "idx", "torch.arange(..., device=idx.device)")
     assert x.device.type == "meta" and tuple(x.shape) == (B, T, C), (
         f"on the meta device x should be a meta tensor of shape {(B, T, C)}, got {x.device} {tuple(x.shape)}"
     )

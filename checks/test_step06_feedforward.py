@@ -10,6 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from _meta_device import on_meta
+
 B, T, C, D_FF = 2, 5, 12, 20
 
 
@@ -357,39 +359,11 @@ def test_dropout_in_training_follows_torch_manual_seed(step):
         "and do not seed it yourself")
 
 
-class OffDevice(torch.overrides.TorchFunctionMode):
-    """Notes the functions whose result lands on another device than the input's (a tensor made without device=)."""
-
-    def __init__(self, device):
-        super().__init__()
-        self.device, self.found = device, []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        if isinstance(out, torch.Tensor) and out.device.type != self.device:
-            self.found.append(getattr(func, "__name__", str(func)))
-        return out
-
-
 def test_runs_on_the_device_of_its_input(step):
     """On the meta device (shapes only): a tensor made without device= would sit on the CPU."""
     mlp = make(step).to("meta")
     x = torch.randn(B, T, C, device="meta")
-    watch = OffDevice("meta")
-    try:
-        with watch:
-            y = mlp(x)
-    except NotImplementedError:
-        raise
-    except RuntimeError as error:
-        if watch.found:
-            raise AssertionError(f"a tensor made without device= is on the CPU while x is on the meta device (made "
-                                 f"by torch.{watch.found[0]}): make it on x.device") from None
-        raise AssertionError(f"the MLP fails on the meta device: {str(error).splitlines()[0]}") from None
-    assert not watch.found, (
-        f"a tensor made without device= is on the CPU while x is on the meta device (made by "
-        f"torch.{watch.found[0]}): make it on x.device"
-    )
+    y = on_meta(lambda: mlp(x), "the MLP")
     assert y.device.type == "meta" and tuple(y.shape) == (B, T, C), (
         f"on the meta device the output should be a meta tensor of shape {(B, T, C)}, got {y.device} {tuple(y.shape)}"
     )

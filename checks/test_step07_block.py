@@ -17,6 +17,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.autograd.gradcheck import GradcheckError  # torch.autograd.gradcheck itself is the function
 
+from _meta_device import on_meta
+
 B, T, C, NH, D_FF, BLOCK = 2, 5, 12, 3, 20, 8
 
 # The causes a LayerNorm message may name, each only once the check has seen that very mistake's output.
@@ -591,40 +593,12 @@ def test_block_gradients_are_right_by_finite_differences(step):
         raise AssertionError(f"the block's gradients disagree with finite differences (float64): {first}") from None
 
 
-class OffDevice(torch.overrides.TorchFunctionMode):
-    """Notes the functions whose result lands on another device than the input's (a tensor made without device=)."""
-
-    def __init__(self, device):
-        super().__init__()
-        self.device, self.found = device, []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        if isinstance(out, torch.Tensor) and out.device.type != self.device:
-            self.found.append(getattr(func, "__name__", str(func)))
-        return out
-
-
 @pytest.mark.parametrize("bias", [True, False])
 def test_runs_on_the_device_of_its_input(step, bias):
     """On the meta device (shapes only): a tensor made without device= would sit on the CPU."""
     block = make_block(step, bias=bias).to("meta")
     x = torch.randn(B, T, C, device="meta")
-    watch = OffDevice("meta")
-    try:
-        with watch:
-            y = block(x)
-    except NotImplementedError:
-        raise
-    except RuntimeError as error:
-        if watch.found:
-            raise AssertionError(f"a tensor made without device= is on the CPU while x is on the meta device (made "
-                                 f"by torch.{watch.found[0]}, bias={bias}): make it on x.device") from None
-        raise AssertionError(f"the block fails on the meta device (bias={bias}): {str(error).splitlines()[0]}") from None
-    assert not watch.found, (
-        f"a tensor made without device= is on the CPU while x is on the meta device (made by "
-        f"torch.{watch.found[0]}, bias={bias}): make it on x.device"
-    )
+    y = on_meta(lambda: block(x), f"the block (bias={bias})", fix=f"make it on x.device (bias={bias})")
     assert y.device.type == "meta" and tuple(y.shape) == (B, T, C), (
         f"on the meta device the output should be a meta tensor of shape {(B, T, C)}, got {y.device} {tuple(y.shape)}"
     )

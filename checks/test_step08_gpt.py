@@ -17,6 +17,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from _meta_device import OffDevice
+
 B, T, V, BLOCK, C, NH, L, D_FF = 2, 5, 37, 8, 12, 3, 2, 20
 
 # The causes a message may name, each only once the check has seen that very mistake.
@@ -732,20 +734,6 @@ def test_a_float64_model_gives_float64_logits_and_loss(step):
         f"{cause_of(logits, found)}in float64 the logits differ from lm_head(ln_f(blocks(emb(idx)))) "
         f"{differs(logits, found[None])}"
     )
-
-
-class OffDevice(torch.overrides.TorchFunctionMode):
-    """Notes the functions whose result lands on another device than the input's (a tensor made without device=)."""
-
-    def __init__(self, device):
-        super().__init__()
-        self.device, self.found = device, []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        if isinstance(out, torch.Tensor) and out.device.type != self.device:
-            self.found.append(getattr(func, "__name__", str(func)))
-        return out
 
 
 def test_runs_on_the_device_of_its_input(step):
