@@ -28,6 +28,28 @@ def repo(pristine_repo, tmp_path) -> Path:
     return copy
 
 
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory, pristine_repo) -> Path:
+    """A tiny model trained for one epoch on small.txt by `course.py train`, as a learner would: its folder."""
+    from course_helpers import TINY, run_course, small_text
+
+    repo = tmp_path_factory.mktemp("trained") / "write-transformer"
+    shutil.copytree(pristine_repo, repo)
+    out = run_course(repo, "train", small_text(repo), "--epochs", "1", *TINY)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return repo / "checkpoint"
+
+
+@pytest.fixture
+def trained_repo(repo, trained_checkpoint) -> Path:
+    """A private copy of the repository holding that checkpoint, and small.txt to train on."""
+    from course_helpers import small_text
+
+    shutil.copytree(trained_checkpoint, repo / "checkpoint")
+    small_text(repo)
+    return repo
+
+
 def pytest_collection_modifyitems(session, config, items):
     # The tests that drive course.py take seconds each: start them first, so that two workers finish together.
     items.sort(key=lambda item: 0 if "test_course_cli" in item.nodeid or "test_train" in item.nodeid else 1)

@@ -9,6 +9,18 @@ from pathlib import Path
 import pytest
 
 
+# A model small enough to train in a second or two; one thread, since the thread probe has a test of its own.
+TINY = ["--d_model", "16", "--n_heads", "2", "--n_layers", "1", "--d_ff", "32", "--block_size", "16",
+        "--bpe_vocab_size", "280", "--batch_size", "8", "--lr", "3e-3", "--threads", "1"]
+
+
+def small_text(repo: Path) -> str:
+    """The first 150 lines of the bundled corpus, in small.txt: enough for a tiny model, fast to train on."""
+    lines = (repo / "data/corpus_en.txt").read_text().splitlines()[:150]
+    (repo / "small.txt").write_text("\n".join(lines) + "\n")
+    return "small.txt"
+
+
 def course_env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COURSE_"))}
     env.update(NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", LANG="C.UTF-8", LC_ALL="C.UTF-8", COLUMNS="200")

@@ -4,7 +4,7 @@ checkpoint.old/, checkpoint.previous/ or .checkpoint.abc.tmp/ survives every sav
 
 import pytest
 import torch
-from course_helpers import run_course
+from course_helpers import run_course, small_text
 
 import solutions.step11_own_model as step
 
@@ -14,12 +14,6 @@ TRACEBACK = "Traceback (most recent call last)"
 TINY = ["--epochs", "1", "--d_model", "16", "--n_heads", "2", "--n_layers", "1", "--d_ff", "32", "--block_size", "16",
         "--bpe_vocab_size", "280", "--batch_size", "8", "--lr", "3e-3", "--threads", "1"]  # the thread probe is shown in tests/test_loop_words.py
 TEXT = "The cat sleeps on the warm windowsill. The dog waits by the door. " * 6
-
-
-def small_text(repo) -> str:
-    lines = (repo / "data/corpus_en.txt").read_text().splitlines()[:150]
-    (repo / "small.txt").write_text("\n".join(lines) + "\n")
-    return "small.txt"
 
 
 def users_folder(path):

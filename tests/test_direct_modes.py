@@ -8,25 +8,16 @@ import json
 import re
 
 import pytest
-from course_helpers import run_course, spawn_course
+from course_helpers import TINY, run_course, small_text, spawn_course
 
 pytestmark = pytest.mark.timeout(180)
 
 TRACEBACK = "Traceback (most recent call last)"
-TINY = ["--d_model", "16", "--n_heads", "2", "--n_layers", "1", "--d_ff", "32", "--block_size", "16",
-        "--bpe_vocab_size", "280", "--batch_size", "8", "--lr", "3e-3", "--threads", "1"]  # the thread probe is shown in tests/test_loop_words.py
 
 
 def no_traceback(out) -> None:
     text = out.stdout + out.stderr if hasattr(out, "stdout") else out
     assert TRACEBACK not in text, text[-2000:]
-
-
-def small_text(repo) -> str:
-    """The first 150 lines of the bundled corpus, in small.txt: enough for a tiny model, fast to train on."""
-    lines = (repo / "data/corpus_en.txt").read_text().splitlines()[:150]
-    (repo / "small.txt").write_text("\n".join(lines) + "\n")
-    return "small.txt"
 
 
 def leftovers(repo) -> list[str]:
@@ -175,25 +166,6 @@ def test_chat_at_the_prompt(trained_repo):
     child.close()
     assert child.exitstatus == 0
     no_traceback(child.before)
-
-
-@pytest.fixture(scope="module")
-def trained_checkpoint(tmp_path_factory, pristine_repo):
-    import shutil
-
-    repo = tmp_path_factory.mktemp("trained") / "write-transformer"
-    shutil.copytree(pristine_repo, repo)
-    out = run_course(repo, "train", small_text(repo), "--epochs", "1", *TINY)
-    assert out.returncode == 0, out.stdout + out.stderr
-    return repo / "checkpoint"
-
-
-@pytest.fixture
-def trained_repo(repo, trained_checkpoint):
-    import shutil
-
-    shutil.copytree(trained_checkpoint, repo / "checkpoint")
-    return repo
 
 
 def pexpect_eof():

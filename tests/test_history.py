@@ -6,12 +6,10 @@ import math
 
 import pytest
 import torch
-from course_helpers import run_course
+from course_helpers import TINY, run_course
 
 pytestmark = pytest.mark.timeout(180)
 
-TINY = ["--d_model", "16", "--n_heads", "2", "--n_layers", "1", "--d_ff", "32", "--block_size", "16",
-        "--bpe_vocab_size", "280", "--batch_size", "8", "--lr", "3e-3", "--threads", "1"]
 
 
 def history(repo) -> dict:

@@ -13,19 +13,11 @@ import time
 
 import pytest
 import torch
-from course_helpers import course_env, run_course
+from course_helpers import TINY, course_env, run_course, small_text
 
 pytestmark = pytest.mark.timeout(180)
 
 TRACEBACK = "Traceback (most recent call last)"
-TINY = ["--d_model", "16", "--n_heads", "2", "--n_layers", "1", "--d_ff", "32", "--block_size", "16",
-        "--bpe_vocab_size", "280", "--batch_size", "8", "--lr", "3e-3", "--threads", "1"]
-
-
-def small_text(repo) -> str:
-    lines = (repo / "data/corpus_en.txt").read_text().splitlines()[:150]
-    (repo / "small.txt").write_text("\n".join(lines) + "\n")
-    return "small.txt"
 
 
 def one_sentence(out, code: int = 2) -> str:
@@ -39,22 +31,6 @@ def one_sentence(out, code: int = 2) -> str:
 
 def snapshot(folder) -> dict:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, pristine_repo):
-    repo = tmp_path_factory.mktemp("trained") / "write-transformer"
-    shutil.copytree(pristine_repo, repo)
-    out = run_course(repo, "train", small_text(repo), "--epochs", "1", *TINY)
-    assert out.returncode == 0, out.stdout + out.stderr
-    return repo / "checkpoint"
-
-
-@pytest.fixture
-def trained_repo(repo, trained):
-    shutil.copytree(trained, repo / "checkpoint")
-    small_text(repo)
-    return repo
 
 
 # --checkpoint ------------------------------------------------------------------------------------------------
@@ -141,12 +117,12 @@ BAD_CONFIGS = [
 
 
 @pytest.mark.parametrize("changes, said", BAD_CONFIGS)
-def test_every_bad_config_gets_its_sentence_before_anything_is_built(trained, changes, said):
+def test_every_bad_config_gets_its_sentence_before_anything_is_built(trained_checkpoint, changes, said):
     """The rule itself, on each case; the two tests below show it holds through chat and train."""
     from kata.errors import UserError
     from kata.loader import check_config
 
-    config = {**json.loads((trained / "config.json").read_text()), **changes}
+    config = {**json.loads((trained_checkpoint / "config.json").read_text()), **changes}
     with pytest.raises(UserError) as refused:
         check_config(config, "checkpoint/config.json is damaged")
     assert said in str(refused.value)
